@@ -1,0 +1,114 @@
+"""Stage 2, clean: raw corpus -> normalised text the model can learn from.
+
+Reads `data/raw/corpus.txt` and the `clean` params; writes `data/clean/corpus.txt` and a small
+statistics report `reports/clean.json`. Run with `python -m pipeline.clean`.
+
+Steps, each a pure function: strip the Project Gutenberg header and footer when present, normalise
+line endings and Unicode (NFKC, curly quotes and dashes to ASCII), optionally lowercase (as the
+tutorial does), trim trailing spaces and squeeze runs of blank lines.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from dataclasses import asdict, dataclass
+
+from pipeline import files
+from pipeline.cli import run_stage
+from pipeline.config import CLEAN_CORPUS, RAW_CORPUS, REPORTS_DIR, CleanParams, load_params
+from pipeline.errors import PipelineError
+
+log = logging.getLogger(__name__)
+
+# Gutenberg wraps each book in "*** START OF THE PROJECT GUTENBERG EBOOK ... ***" and
+# "*** END OF ... ***" lines (older files say "THIS PROJECT GUTENBERG EBOOK").
+_GUTENBERG_START = re.compile(r"^\*{3}\s*START OF (THE|THIS) PROJECT GUTENBERG.*$", re.I | re.M)
+_GUTENBERG_END = re.compile(r"^\*{3}\s*END OF (THE|THIS) PROJECT GUTENBERG.*$", re.I | re.M)
+
+# Typographic characters that NFKC keeps but that only add rare symbols to the vocabulary.
+_ASCII_FOLDS = str.maketrans(
+    {"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "--"}
+)
+
+
+@dataclass(frozen=True)
+class CleanStats:
+    raw_chars: int
+    clean_chars: int
+    lines: int
+    vocab_size: int
+    gutenberg_stripped: bool
+
+
+def strip_gutenberg(text: str) -> tuple[str, bool]:
+    """Return the text between the Gutenberg START and END markers, and whether any was found."""
+    start = _GUTENBERG_START.search(text)
+    end = _GUTENBERG_END.search(text, start.end() if start else 0)
+    if not start and not end:
+        return text, False
+    body_start = start.end() if start else 0
+    body_end = end.start() if end else len(text)
+    return text[body_start:body_end], True
+
+
+def normalise_text(text: str) -> str:
+    """Unify line endings to `\\n`, drop a BOM, apply NFKC and fold typographic punctuation."""
+    text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    return unicodedata.normalize("NFKC", text).translate(_ASCII_FOLDS)
+
+
+def squeeze_blank_lines(text: str, max_blank_lines: int) -> str:
+    """Trim trailing spaces, keep at most `max_blank_lines` blank lines in a row, end with `\\n`."""
+    lines = [line.rstrip() for line in text.split("\n")]
+    kept: list[str] = []
+    blank_run = 0
+    for line in lines:
+        blank_run = blank_run + 1 if not line else 0
+        if blank_run <= max_blank_lines:
+            kept.append(line)
+    return "\n".join(kept).strip("\n") + "\n"
+
+
+def clean_text(raw: str, params: CleanParams) -> tuple[str, CleanStats]:
+    text = normalise_text(raw)
+    stripped = False
+    if params.strip_gutenberg:
+        text, stripped = strip_gutenberg(text)
+    if params.lowercase:
+        text = text.lower()
+    text = squeeze_blank_lines(text, params.max_blank_lines)
+    if not text.strip():
+        raise PipelineError("clean: the corpus is empty after cleaning (was the download empty?)")
+    stats = CleanStats(
+        raw_chars=len(raw),
+        clean_chars=len(text),
+        lines=text.count("\n"),
+        vocab_size=len(set(text)),
+        gutenberg_stripped=stripped,
+    )
+    return text, stats
+
+
+def decode_corpus(data: bytes, where: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise PipelineError(
+            f"{where}: not valid UTF-8 at byte {error.start}; re-download or convert it to UTF-8"
+        ) from None
+
+
+def main() -> None:
+    params = load_params().clean
+    raw = decode_corpus(RAW_CORPUS.read_bytes(), str(RAW_CORPUS))
+    text, stats = clean_text(raw, params)
+    files.write_text(CLEAN_CORPUS, text)
+    files.write_json(REPORTS_DIR / "clean.json", asdict(stats))
+    log.info("%d -> %d characters, vocabulary %d", stats.raw_chars, stats.clean_chars,
+             stats.vocab_size)
+
+
+if __name__ == "__main__":
+    run_stage("clean", main)

@@ -1,0 +1,36 @@
+"""Shared command-line behaviour for the stage modules.
+
+`run_stage(main)` sets up logging and turns a `PipelineError` (or a missing input file) into one
+line on stderr and exit status 1. Set `CHARLSTM_DEBUG=1` to get the full traceback instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+
+from pipeline.errors import PipelineError
+
+log = logging.getLogger("pipeline")
+
+
+def run_stage(name: str, main: Callable[[], None]) -> None:
+    logging.basicConfig(
+        level=logging.INFO, format=f"%(asctime)s {name}: %(message)s", datefmt="%H:%M:%S"
+    )
+    debug = os.environ.get("CHARLSTM_DEBUG", "") not in ("", "0")
+    try:
+        main()
+    except (PipelineError, FileNotFoundError, IsADirectoryError, PermissionError) as error:
+        if debug:
+            raise
+        message = str(error).replace("\n", " ")
+        if isinstance(error, OSError) and error.filename:
+            message = f"{error.strerror}: {error.filename}"
+        sys.stderr.write(f"{name}: error: {message}\n")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{name}: interrupted\n")
+        sys.exit(130)

@@ -1,0 +1,116 @@
+"""Stage 4, encode: clean text -> integer ids, a vocabulary and a train/validation split.
+
+Reads `data/clean/corpus.txt` and the `encode` params; writes to `data/encoded/`:
+- `vocab.json`: the characters in id order (sorted, so the map is stable for a given corpus);
+- `train_ids.npy`, `val_ids.npy`: one small integer per character, a contiguous split by position
+  (the last `val_fraction` of the text is held out, so no window crosses the split);
+- `windows.json`: `seq_len`, `stride` and the window counts that training and evaluation use.
+Run with `python -m pipeline.encode`.
+
+Windows are never materialised here: training slices them on the fly from the id arrays, so
+memory stays proportional to the corpus (a one-hot tensor would be `vocab_size` times larger).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from pipeline import files
+from pipeline.cli import run_stage
+from pipeline.config import CLEAN_CORPUS, ENCODED_DIR, EncodeParams, load_params
+from pipeline.errors import PipelineError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    seq_len: int
+    stride: int
+    train_chars: int
+    val_chars: int
+    train_windows: int
+    val_windows: int
+    vocab_size: int
+
+
+def build_vocabulary(text: str) -> list[str]:
+    """The sorted distinct characters of `text`; a character's id is its index."""
+    return sorted(set(text))
+
+
+def encode_text(text: str, vocabulary: list[str]) -> np.ndarray:
+    """Map each character to its id (uint8 for up to 256 symbols, else uint16)."""
+    index = {char: position for position, char in enumerate(vocabulary)}
+    unknown = sorted(set(text) - index.keys())
+    if unknown:
+        raise PipelineError(f"characters not in the vocabulary: {''.join(unknown)!r}")
+    dtype = np.uint8 if len(vocabulary) <= 256 else np.uint16
+    return np.fromiter((index[char] for char in text), dtype=dtype, count=len(text))
+
+
+def decode_ids(ids: np.ndarray, vocabulary: list[str]) -> str:
+    return "".join(vocabulary[int(i)] for i in ids)
+
+
+def count_windows(length: int, seq_len: int, stride: int) -> int:
+    """Windows of `seq_len` inputs plus one shifted target that fit in `length` characters."""
+    span = seq_len + 1
+    return 0 if length < span else (length - span) // stride + 1
+
+
+def window_starts(length: int, seq_len: int, stride: int) -> np.ndarray:
+    """Start offsets of every window: `ids[s : s + seq_len + 1]` is one (inputs, targets) pair."""
+    return np.arange(count_windows(length, seq_len, stride), dtype=np.int64) * stride
+
+
+def split_ids(ids: np.ndarray, val_fraction: float, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """Contiguous split by position: the first part trains, the last `val_fraction` validates."""
+    cut = int(round(len(ids) * (1 - val_fraction)))
+    train, val = ids[:cut], ids[cut:]
+    for name, part in (("training", train), ("validation", val)):
+        if len(part) < seq_len + 1:
+            raise PipelineError(
+                f"the {name} split has {len(part)} characters, fewer than one window "
+                f"(seq_len + 1 = {seq_len + 1}); use a longer corpus, a smaller encode.seq_len "
+                "or another encode.val_fraction"
+            )
+    return train.copy(), val.copy()
+
+
+def encode_corpus(
+    text: str, params: EncodeParams
+) -> tuple[list[str], np.ndarray, np.ndarray, WindowSpec]:
+    vocabulary = build_vocabulary(text)
+    train, val = split_ids(encode_text(text, vocabulary), params.val_fraction, params.seq_len)
+    spec = WindowSpec(
+        seq_len=params.seq_len,
+        stride=params.stride,
+        train_chars=len(train),
+        val_chars=len(val),
+        train_windows=count_windows(len(train), params.seq_len, params.stride),
+        val_windows=count_windows(len(val), params.seq_len, params.seq_len),
+        vocab_size=len(vocabulary),
+    )
+    return vocabulary, train, val, spec
+
+
+def main() -> None:
+    params = load_params().encode
+    text = CLEAN_CORPUS.read_text(encoding="utf-8")
+    vocabulary, train, val, spec = encode_corpus(text, params)
+    files.save_array(ENCODED_DIR / "train_ids.npy", train)
+    files.save_array(ENCODED_DIR / "val_ids.npy", val)
+    files.write_json(ENCODED_DIR / "vocab.json", {"chars": vocabulary})
+    files.write_json(ENCODED_DIR / "windows.json", asdict(spec))
+    log.info(
+        "vocabulary %d; %d training windows, %d validation windows",
+        spec.vocab_size, spec.train_windows, spec.val_windows,
+    )
+
+
+if __name__ == "__main__":
+    run_stage("encode", main)

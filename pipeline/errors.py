@@ -1,0 +1,17 @@
+"""Exceptions a user can act on. The stage CLIs print them as one line and exit non-zero."""
+
+
+class PipelineError(Exception):
+    """Bad input or a failed precondition; the message says what, where and what to do."""
+
+
+class ConfigError(PipelineError):
+    """`params.yaml` (or another params file) is missing, malformed or out of range."""
+
+
+class DownloadError(PipelineError):
+    """No configured source served a valid corpus."""
+
+
+class ValidationFailed(PipelineError):
+    """The corpus broke one or more data expectations."""

@@ -1,0 +1,60 @@
+"""Model definitions: the default sequence model and the tutorial baseline.
+
+`sequence`: Embedding -> stacked LSTM -> Dense logits, predicting the next character at EVERY
+position of a window, so a 100-character window gives 100 training targets instead of 1.
+`tutorial`: the starting tutorial's formulation, kept as a baseline: each character one scaled
+float, stacked LSTM, a softmax over the single next character.
+
+The LSTM settings keep the layers eligible for the fused cuDNN kernel on a GPU (tanh/sigmoid,
+no recurrent dropout, not unrolled, with bias); dropout sits between layers instead.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from pipeline.config import TrainParams
+
+EMBEDDING = "embedding"
+LOGITS = "logits"
+
+
+def lstm_name(index: int) -> str:
+    return f"lstm_{index}"
+
+
+def build_sequence_model(vocab_size: int, params: TrainParams) -> keras.Model:
+    ids = keras.Input(shape=(None,), dtype="int32", name="ids")  # (batch, time)
+    x = layers.Embedding(vocab_size, params.embedding_dim, name=EMBEDDING)(ids)
+    for index in range(params.layers):
+        x = layers.LSTM(params.units, return_sequences=True, name=lstm_name(index))(x)
+        x = layers.Dropout(params.dropout, name=f"dropout_{index}")(x)  # (batch, time, units)
+    # float32 logits even under a mixed-precision policy, so the softmax and loss stay stable.
+    logits = layers.Dense(vocab_size, dtype="float32", name=LOGITS)(x)  # (batch, time, vocab)
+    return keras.Model(ids, logits, name="charlstm_sequence")
+
+
+def build_tutorial_model(vocab_size: int, window: int, params: TrainParams) -> keras.Model:
+    scaled = keras.Input(shape=(window, 1), dtype="float32", name="scaled_ids")
+    x = scaled
+    for index in range(params.layers):
+        last = index == params.layers - 1
+        x = layers.LSTM(params.units, return_sequences=not last, name=lstm_name(index))(x)
+        x = layers.Dropout(params.dropout, name=f"dropout_{index}")(x)
+    logits = layers.Dense(vocab_size, dtype="float32", name=LOGITS)(x)  # (batch, vocab)
+    return keras.Model(scaled, logits, name="charlstm_tutorial")
+
+
+def compile_model(model: keras.Model, params: TrainParams, steps_per_epoch: int) -> None:
+    """Adam with cosine decay over the planned steps and gradient-norm clipping."""
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=params.learning_rate,
+        decay_steps=max(1, steps_per_epoch * params.epochs),
+        alpha=0.1,
+    )
+    optimizer = keras.optimizers.Adam(learning_rate=schedule, clipnorm=params.clipnorm)
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )

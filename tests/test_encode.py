@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+
+from pipeline.config import EncodeParams
+from pipeline.encode import (
+    build_vocabulary,
+    count_windows,
+    decode_ids,
+    encode_corpus,
+    encode_text,
+    split_ids,
+    window_starts,
+)
+from pipeline.errors import PipelineError
+
+
+def test_vocabulary_is_sorted_and_stable():
+    assert build_vocabulary("banana\n") == ["\n", "a", "b", "n"]
+    assert build_vocabulary("nab\nana") == build_vocabulary("banana\n")
+
+
+def test_encode_and_decode_round_trip():
+    vocabulary = build_vocabulary("fair is foul")
+    ids = encode_text("foul is fair", vocabulary)
+    assert ids.dtype == np.uint8
+    assert decode_ids(ids, vocabulary) == "foul is fair"
+
+
+def test_encode_text_rejects_unknown_characters():
+    with pytest.raises(PipelineError, match="not in the vocabulary: 'z'"):
+        encode_text("az", ["a"])
+
+
+@pytest.mark.parametrize(
+    ("length", "seq_len", "stride", "expected"),
+    [(10, 4, 1, 6), (10, 4, 5, 2), (5, 4, 1, 1), (4, 4, 1, 0), (11, 4, 3, 3)],
+)
+def test_count_windows(length, seq_len, stride, expected):
+    assert count_windows(length, seq_len, stride) == expected
+    starts = window_starts(length, seq_len, stride)
+    assert len(starts) == expected
+    assert all(start + seq_len + 1 <= length for start in starts)
+
+
+def test_split_is_contiguous_and_complete():
+    ids = np.arange(100, dtype=np.uint8)
+    train, val = split_ids(ids, 0.2, 5)
+    assert train.tolist() == list(range(80))
+    assert val.tolist() == list(range(80, 100))
+
+
+def test_split_refuses_a_corpus_shorter_than_a_window():
+    with pytest.raises(PipelineError, match="validation split has 2 characters"):
+        split_ids(np.zeros(20, dtype=np.uint8), 0.1, 5)
+
+
+def test_encode_corpus_spec_counts_windows_per_split():
+    text = "abcdefghij" * 10
+    vocabulary, train, val, spec = encode_corpus(
+        text, EncodeParams(seq_len=9, stride=5, val_fraction=0.2)
+    )
+    assert len(vocabulary) == 10
+    assert (spec.train_chars, spec.val_chars) == (80, 20)
+    assert spec.train_windows == count_windows(80, 9, 5)
+    # validation windows never overlap, so every held-out character is scored once
+    assert spec.val_windows == 2
+    assert decode_ids(np.concatenate([train, val]), vocabulary) == text

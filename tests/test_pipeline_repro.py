@@ -1,0 +1,128 @@
+"""End to end: the real `dvc repro` in a temporary git repository, on a tiny corpus."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+ROOT = Path(__file__).resolve().parents[1]
+
+LINES = [
+    "First Witch.",
+    "When shall we three meet again",
+    "In thunder, lightning, or in rain?",
+    "Second Witch.",
+    "When the hurlyburly's done,",
+    "When the battle's lost and won.",
+    "Third Witch.",
+    "That will be ere the set of sun.",
+    "",
+]
+
+pytestmark = pytest.mark.slow
+
+
+def tiny_params() -> dict:
+    with (ROOT / "params.yaml").open() as stream:
+        params = yaml.safe_load(stream)
+    params["download"]["sources"] = [{"name": "local", "kind": "file", "path": "corpus_source.txt"}]
+    params["validate"].update(min_chars=2000, min_vocab=10)
+    params["encode"].update(seq_len=20, stride=10, val_fraction=0.2)
+    params["train"].update(embedding_dim=8, units=16, layers=1, epochs=2, batch_size=16, patience=1)
+    params["evaluate"].update(temperatures=[1.0], num_samples=2, sample_length=30, prompt_length=8)
+    params["mlflow"].update(experiment="tiny", registered_model="tiny-model")
+    return params
+
+
+def run(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    repo = tmp_path_factory.mktemp("repo")
+    shutil.copytree(ROOT / "pipeline", repo / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("dvc.yaml", ".gitignore"):
+        shutil.copy(ROOT / name, repo / name)
+    (repo / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
+    (repo / "corpus_source.txt").write_text("\n".join(LINES * 12))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    for command in (
+        ["git", "init", "-q"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty",
+         "-m", "empty"],
+        ["dvc", "init", "-q"],
+        ["dvc", "config", "core.analytics", "false"],
+        ["dvc", "repro"],
+    ):
+        run(command, repo, env)
+    return repo, env
+
+
+def test_every_output_exists(repo):
+    path, _ = repo
+    for output in (
+        "data/raw/corpus.txt", "data/raw/source.json", "data/clean/corpus.txt",
+        "reports/clean.json", "reports/validation.json", "reports/validation/index.html",
+        "data/encoded/vocab.json", "data/encoded/train_ids.npy", "data/encoded/val_ids.npy",
+        "data/encoded/windows.json", "models/model.keras", "models/run.json",
+        "reports/train_history.csv", "reports/metrics.json", "reports/samples.md",
+        "reports/sampling.csv", "dvc.lock",
+    ):
+        assert (path / output).is_file(), output
+    assert json.loads((path / "data/raw/source.json").read_text())["name"] == "local"
+
+
+def test_metrics_have_every_key(repo):
+    path, _ = repo
+    metrics = json.loads((path / "reports/metrics.json").read_text())
+    assert set(metrics["heldout"]) == {"loss", "bits_per_char", "perplexity"}
+    assert metrics["heldout"]["bits_per_char"] > 0
+    assert set(metrics["sampling"]) == {"greedy", "t1"}
+    for row in metrics["sampling"].values():
+        assert {"distinct_2", "known_word_share", "longest_copied"} <= set(row)
+    samples = (path / "reports/samples.md").read_text()
+    assert samples.count("### Sample") == 4  # 2 prompts x (greedy + t1)
+
+
+def test_one_mlflow_run_holds_params_metrics_model_and_reports(repo):
+    path, _ = repo
+    client = MlflowClient(tracking_uri=f"sqlite:///{path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("tiny")
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    assert run.data.params["train.units"] == "16"
+    assert run.data.params["encode.seq_len"] == "20"
+    assert "heldout_bits_per_char" in run.data.metrics
+    assert "sample_t1_distinct_2" in run.data.metrics
+    assert "val_loss" in run.data.metrics
+    assert len(client.get_metric_history(run.info.run_id, "loss")) == 2  # one per epoch
+    assert len(run.data.tags["git_commit"]) == 40
+    assert run.data.tags["git_dirty"] in {"true", "false"}
+    assert len(run.data.tags["data_hash"]) == 64
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"evaluation", "plots", "validation"} <= artifacts
+    evaluation = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
+    assert "evaluation/samples.md" in evaluation
+    versions = client.search_model_versions("name='tiny-model'")
+    assert [v.version for v in versions] == ["1"]
+    assert versions[0].run_id == run.info.run_id
+
+
+def test_second_repro_does_nothing(repo):
+    path, env = repo
+    result = run(["dvc", "repro"], path, env)
+    assert "Data and pipelines are up to date." in result.stdout
+    status = run(["dvc", "status"], path, env)
+    assert "up to date" in status.stdout

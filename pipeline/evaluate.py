@@ -24,7 +24,8 @@ from pipeline.config import REPORTS_DIR, EvaluateParams, load_params
 from pipeline.data import EncodedData, load_encoded, sequence_dataset
 from pipeline.encode import decode_ids
 from pipeline.errors import PipelineError
-from pipeline.sampling import Sampler, SamplingSettings
+from pipeline.model import load_model
+from pipeline.sampling import Sampler, SamplingSettings, make_sampler
 from pipeline.text_metrics import bigram_distribution, ngrams, sample_metrics, words
 from pipeline.train import HISTORY_PATH, MODEL_PATH
 
@@ -34,13 +35,6 @@ from matplotlib import pyplot  # noqa: E402
 log = logging.getLogger(__name__)
 
 GREEDY = 0.0
-
-
-def load_model() -> keras.Model:
-    try:
-        return keras.models.load_model(MODEL_PATH, safe_mode=True)
-    except (OSError, ValueError) as error:
-        raise PipelineError(f"{MODEL_PATH}: cannot load the model ({error}); re-run train") from None
 
 
 def heldout_metrics(model: keras.Model, data: EncodedData, batch_size: int) -> dict[str, float]:
@@ -118,10 +112,10 @@ def evaluate_sampling(
 def main() -> None:
     params = load_params()
     data = load_encoded()
-    model = load_model()
+    model = load_model(MODEL_PATH)
     heldout = heldout_metrics(model, data, params.train.batch_size)
     log.info("held-out: %.4f bits per character", heldout["bits_per_char"])
-    sampler = Sampler(model, data.vocabulary)
+    sampler = make_sampler(model, data.vocabulary)
     prompts, samples, rows = evaluate_sampling(sampler, data, params.evaluate)
 
     metrics = {"heldout": heldout,

@@ -26,6 +26,7 @@ def atomic_path(destination: Path, suffix: str = "") -> Iterator[Path]:
         prefix=f".{destination.name}.", suffix=f".tmp{suffix}", dir=destination.parent
     )
     os.close(handle)
+    os.chmod(name, 0o644)  # mkstemp creates 0600; outputs should read like ordinary files
     temporary = Path(name)
     try:
         yield temporary

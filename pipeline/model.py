@@ -11,10 +11,13 @@ no recurrent dropout, not unrolled, with bias); dropout sits between layers inst
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 from keras import layers
 
 from pipeline.config import TrainParams
+from pipeline.errors import PipelineError
 
 EMBEDDING = "embedding"
 LOGITS = "logits"
@@ -58,3 +61,12 @@ def compile_model(model: keras.Model, params: TrainParams, steps_per_epoch: int)
         optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
+
+
+def load_model(path: Path) -> keras.Model:
+    """Load a saved `.keras` model in safe mode (no arbitrary code from the file is run)."""
+    try:
+        return keras.models.load_model(path, safe_mode=True)
+    except (OSError, ValueError, KeyError) as error:
+        message = f"{path}: cannot load the model ({error}); re-run `dvc repro -f train`"
+        raise PipelineError(message.replace("\n", " ")) from None

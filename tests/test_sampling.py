@@ -4,8 +4,15 @@ import tensorflow as tf
 
 from pipeline.config import TrainParams
 from pipeline.errors import PipelineError
-from pipeline.model import build_sequence_model
-from pipeline.sampling import Sampler, SamplingSettings, filter_logits
+from pipeline.model import build_sequence_model, build_tutorial_model
+from pipeline.sampling import (
+    Sampler,
+    SamplingSettings,
+    SequenceSampler,
+    WindowSampler,
+    filter_logits,
+    make_sampler,
+)
 
 VOCABULARY = list("\n abcdefgh")
 
@@ -14,7 +21,7 @@ VOCABULARY = list("\n abcdefgh")
 def sampler() -> Sampler:
     tf.keras.utils.set_random_seed(0)
     params = TrainParams(embedding_dim=8, units=16, layers=2)
-    return Sampler(build_sequence_model(len(VOCABULARY), params), VOCABULARY)
+    return make_sampler(build_sequence_model(len(VOCABULARY), params), VOCABULARY)
 
 
 def test_same_seed_same_text_and_other_seed_other_text(sampler):
@@ -79,3 +86,38 @@ def test_bad_generation_requests(sampler, prompts, length, message):
 def test_bad_sampling_settings(settings, message):
     with pytest.raises(PipelineError, match=message):
         SamplingSettings(**settings)
+
+
+def test_streamed_chunks_equal_one_call(sampler):
+    settings = SamplingSettings(temperature=0.9, top_p=0.9, seed=5)
+    whole = sampler.generate(["abc", "cab"], 25, settings)
+    pieces = list(sampler.stream(["abc", "cab"], 25, settings, chunk=7))
+    assert len(pieces) == 4
+    assert ["".join(parts) for parts in zip(*pieces, strict=True)] == whole
+
+
+def test_uppercase_prompt_letters_map_to_a_lowercase_vocabulary(sampler):
+    assert sampler.encode_prompt("Bad").tolist() == sampler.encode_prompt("bad").tolist()
+
+
+def test_make_sampler_picks_by_architecture(sampler):
+    assert isinstance(sampler, SequenceSampler)
+    params = TrainParams(units=8, layers=2)
+    tutorial = make_sampler(build_tutorial_model(len(VOCABULARY), 50, params), VOCABULARY)
+    assert isinstance(tutorial, WindowSampler)
+
+
+def test_window_sampler_matches_the_tutorial_model():
+    """The compiled sliding-window loop gives what calling the model per character gives."""
+    tf.keras.utils.set_random_seed(1)
+    model = build_tutorial_model(len(VOCABULARY), 5, TrainParams(units=8, layers=1))
+    tutorial: Sampler = make_sampler(model, VOCABULARY)
+    text = tutorial.generate(["ab"], 8, SamplingSettings(temperature=0))[0]
+    window = [VOCABULARY.index(" ")] * 3 + [VOCABULARY.index(c) for c in "ab"]
+    expected = ""
+    for _ in range(8):
+        scaled = np.array(window[-5:], dtype=np.float32)[None, :, None] / len(VOCABULARY)
+        next_id = int(np.asarray(model(scaled)).argmax())
+        expected += VOCABULARY[next_id]
+        window.append(next_id)
+    assert text == expected

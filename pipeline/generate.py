@@ -1,0 +1,82 @@
+"""Generate text from the trained model, streaming it to the terminal as it is produced.
+
+    python -m pipeline.generate --prompt "Fair is foul" --length 300
+    charlstm-generate --prompt "Fair is foul" --temperature 0.8 --top-p 0.9 --num-samples 4
+
+Reads `models/model.keras` and `data/encoded/vocab.json` (both made by `dvc repro`; override with
+`--model` and `--vocab`). The same seed and settings always give the same text. Letters the
+vocabulary lacks are lower-cased (the default corpus is lower-cased); other unknown prompt
+characters are an error that names them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pipeline import files
+from pipeline.cli import run_stage
+from pipeline.config import ENCODED_DIR, MODELS_DIR
+from pipeline.errors import PipelineError
+
+MAX_LENGTH = 100_000
+STREAM_CHUNK = 32  # characters per compiled call when streaming one sample
+
+
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="charlstm-generate", description=__doc__.split("\n")[0])
+    parser.add_argument("--prompt", required=True, help="text the generation continues")
+    parser.add_argument("--length", type=int, default=300, help="characters to generate")
+    parser.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
+    parser.add_argument("--top-k", type=int, default=0, help="keep the k likeliest (0 = off)")
+    parser.add_argument("--top-p", type=float, default=1.0, help="nucleus mass in (0, 1]")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num-samples", type=int, default=1)
+    parser.add_argument("--model", type=Path, default=MODELS_DIR / "model.keras")
+    parser.add_argument("--vocab", type=Path, default=ENCODED_DIR / "vocab.json")
+    return parser.parse_args(argv)
+
+
+def check_request(arguments: argparse.Namespace) -> None:
+    if not 1 <= arguments.length <= MAX_LENGTH:
+        raise PipelineError(f"--length must be between 1 and {MAX_LENGTH}, got {arguments.length}")
+    if not 1 <= arguments.num_samples <= 1024:
+        count = arguments.num_samples
+        raise PipelineError(f"--num-samples must be between 1 and 1024, got {count}")
+    for path in (arguments.model, arguments.vocab):
+        if not path.is_file():
+            raise PipelineError(f"{path} not found; run `make repro` first or pass its path")
+
+
+def main(argv: list[str] | None = None) -> None:
+    arguments = parse_arguments(argv)
+    check_request(arguments)
+    # Imported late so that argument errors answer at once, without loading TensorFlow.
+    from pipeline.model import load_model  # noqa: PLC0415
+    from pipeline.sampling import SamplingSettings, make_sampler  # noqa: PLC0415
+
+    settings = SamplingSettings(
+        temperature=arguments.temperature, top_k=arguments.top_k, top_p=arguments.top_p,
+        seed=arguments.seed,
+    )
+    vocabulary = files.read_json(arguments.vocab)["chars"]
+    sampler = make_sampler(load_model(arguments.model), vocabulary)
+    prompts = [arguments.prompt] * arguments.num_samples
+    if arguments.num_samples == 1:
+        sys.stdout.write(arguments.prompt)
+        for (piece,) in sampler.stream(prompts, arguments.length, settings, STREAM_CHUNK):
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+        return
+    for number, text in enumerate(sampler.generate(prompts, arguments.length, settings), 1):
+        print(f"--- sample {number} ---\n{arguments.prompt}{text}\n")
+
+
+def cli() -> None:
+    run_stage("generate", main)
+
+
+if __name__ == "__main__":
+    cli()

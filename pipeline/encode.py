@@ -102,10 +102,11 @@ def main() -> None:
     params = load_params().encode
     text = CLEAN_CORPUS.read_text(encoding="utf-8")
     vocabulary, train, val, spec = encode_corpus(text, params)
-    files.save_array(ENCODED_DIR / "train_ids.npy", train)
-    files.save_array(ENCODED_DIR / "val_ids.npy", val)
-    files.write_json(ENCODED_DIR / "vocab.json", {"chars": vocabulary})
-    files.write_json(ENCODED_DIR / "windows.json", asdict(spec))
+    with files.atomic_directory(ENCODED_DIR) as folder:  # all four files, or the old folder
+        files.save_array(folder / "train_ids.npy", train)
+        files.save_array(folder / "val_ids.npy", val)
+        files.write_json(folder / "vocab.json", {"chars": vocabulary})
+        files.write_json(folder / "windows.json", asdict(spec))
     log.info(
         "vocabulary %d; %d training windows, %d validation windows",
         spec.vocab_size, spec.train_windows, spec.val_windows,

@@ -37,23 +37,25 @@ def atomic_path(destination: Path, suffix: str = "") -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_directory(destination: Path) -> Iterator[Path]:
-    """Yield a fresh temporary folder; on success it replaces `destination` as a whole.
+    """Yield an empty folder next to `destination`; it replaces `destination` only on success.
 
-    The old folder is moved aside first and deleted last, so a crash at any point leaves either
-    the complete old folder or the complete new one (plus a hidden leftover), never a mix.
+    Two renames, so a crash leaves the old folder, the new one or none, never a mix of both.
     """
     destination.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
+    temporary = Path(
+        tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent)
+    )
+    os.chmod(temporary, 0o755)
+    retired = temporary.with_suffix(".old")
     try:
         yield temporary
-        backup = destination.with_name(f".{destination.name}.old")
-        shutil.rmtree(backup, ignore_errors=True)
         if destination.exists():
-            os.replace(destination, backup)
+            os.replace(destination, retired)
         os.replace(temporary, destination)
-        shutil.rmtree(backup, ignore_errors=True)
     finally:
-        shutil.rmtree(temporary, ignore_errors=True)
+        for leftover in (temporary, retired):
+            if leftover.exists():
+                shutil.rmtree(leftover)
 
 
 @contextlib.contextmanager

@@ -117,7 +117,7 @@ def test_one_mlflow_run_holds_params_metrics_model_and_reports(repo):
     evaluation = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
     assert "evaluation/samples.md" in evaluation
     versions = client.search_model_versions("name='tiny-model'")
-    assert [v.version for v in versions] == ["1"]
+    assert [int(v.version) for v in versions] == [1]
     assert versions[0].run_id == run.info.run_id
 
 

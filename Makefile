@@ -41,3 +41,27 @@ lock: setup
 
 clean-venv:
 	rm -rf $(VENV)
+
+# CI retraining (.github/workflows/retrain.yml runs these same targets). The scripts take their
+# inputs from the environment, so values never pass through make's own expansion:
+#   make retrain PARAMS_OVERRIDES="train.units=512 train.epochs=50"   (else plain `dvc repro`)
+#   make metrics-report BASE_REV=main                                 (default HEAD)
+#   make compare COMPARE_ARGS="--last 5"
+.PHONY: retrain metrics-report dvc-pull compare lint-workflows
+
+retrain: setup
+	scripts/retrain.sh
+
+metrics-report: setup
+	scripts/metrics_report.sh "$${BASE_REV:-HEAD}"
+
+dvc-pull: setup
+	scripts/dvc_pull.sh
+
+compare: setup
+	$(BIN)/python -m pipeline.compare $(COMPARE_ARGS)
+
+# Schema check (catches misspelled keys, wrong types) and security audit; both work offline.
+lint-workflows: setup
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(BIN)/zizmor --offline --quiet .github/workflows

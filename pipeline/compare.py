@@ -1,0 +1,152 @@
+"""Compare the latest training runs: one row per MLflow run, key params and metrics side by side.
+
+Reads the runs of one MLflow experiment (default: `mlflow.experiment` in params.yaml) from the
+store the train stage logs to (`MLFLOW_TRACKING_URI`, else `mlflow.db` in the current folder) and
+prints them newest first. Writes nothing.
+
+    python -m pipeline.compare                          # last 10 runs of params.yaml's experiment
+    python -m pipeline.compare --experiment tiny --last 3
+    make compare COMPARE_ARGS="--last 5"
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow.entities import Run
+
+from pipeline.cli import run_stage
+from pipeline.config import load_params
+from pipeline.errors import PipelineError
+from pipeline.tracking import tracking_uri
+
+PARAM_COLUMNS = (
+    "train.architecture",
+    "train.units",
+    "train.layers",
+    "train.epochs",
+    "encode.seq_len",
+)
+METRIC_COLUMNS = ("heldout_bits_per_char", "best_val_loss")
+# The evaluate stage logs sample metrics per temperature (sample_greedy_distinct_2,
+# sample_t0.8_distinct_2, ...): show this one for every temperature a run has.
+SAMPLE_METRIC = "distinct_2"
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.compare", description="Show the latest MLflow runs as one table."
+    )
+    parser.add_argument(
+        "--experiment", help="MLflow experiment name (default: mlflow.experiment in params.yaml)"
+    )
+    parser.add_argument(
+        "--last", type=positive_int, default=10, metavar="N", help="newest N runs (default 10)"
+    )
+    return parser.parse_args(argv)
+
+
+def fetch_runs(experiment: str, last: int, uri: str) -> pd.DataFrame:
+    """The newest `last` runs of `experiment`, newest first, as a DataFrame (see runs_to_frame)."""
+    local_file = uri.removeprefix("sqlite:///") if uri.startswith("sqlite:///") else None
+    if local_file is not None and not Path(local_file).is_file():
+        # Opening a missing SQLite store would create an empty one; say what to do instead.
+        raise PipelineError(
+            f"no MLflow store at {local_file}: run `dvc repro` first, or set MLFLOW_TRACKING_URI"
+        )
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        known = ", ".join(sorted(e.name for e in client.search_experiments())) or "none"
+        raise PipelineError(
+            f"no MLflow experiment '{experiment}' in {uri} (experiments there: {known}); "
+            "pass --experiment NAME or set MLFLOW_TRACKING_URI"
+        )
+    # MlflowClient rather than mlflow.search_runs: that one reads the global tracking URI, and
+    # setting it also exports MLFLOW_TRACKING_URI to the whole process.
+    runs = client.search_runs(
+        [found.experiment_id], max_results=last, order_by=["attributes.start_time DESC"]
+    )
+    return runs_to_frame(runs)
+
+
+def runs_to_frame(runs: Sequence[Run]) -> pd.DataFrame:
+    """The columns `mlflow.search_runs(output_format="pandas")` gives: run_id, start_time,
+    status, `params.*`, `metrics.*` and `tags.*`, one row per run."""
+    rows = [
+        {
+            "run_id": run.info.run_id,
+            "start_time": pd.to_datetime(run.info.start_time, unit="ms", utc=True),
+            "status": run.info.status,
+            **{f"params.{name}": value for name, value in run.data.params.items()},
+            **{f"metrics.{name}": value for name, value in run.data.metrics.items()},
+            **{f"tags.{name}": value for name, value in run.data.tags.items()},
+        }
+        for run in runs
+    ]
+    return pd.DataFrame(rows)
+
+
+def column_or_missing(runs: pd.DataFrame, name: str) -> pd.Series:
+    """`runs[name]`, or a column of missing values when no run logged `name`."""
+    if name in runs.columns:
+        return runs[name]
+    # NaN, not None: DataFrame.to_string prints NaN as `na_rep` but None as "None".
+    return pd.Series(float("nan"), index=runs.index, dtype=object)
+
+
+def select_columns(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per run: short id, start, status, commit, key params, key metrics."""
+    commit = column_or_missing(runs, "tags.git_commit").fillna("").str[:8]
+    dirty = column_or_missing(runs, "tags.git_dirty").eq("true")
+    table = pd.DataFrame(
+        {
+            "run": runs["run_id"].str[:8],
+            "started_utc": runs["start_time"].dt.strftime("%Y-%m-%d %H:%M"),
+            "status": runs["status"],
+            "commit": commit.where(~dirty, commit + "+dirty"),
+        }
+    )
+    for name in PARAM_COLUMNS:
+        table[name] = column_or_missing(runs, f"params.{name}")
+    samples = sorted(
+        column.removeprefix("metrics.")
+        for column in runs.columns
+        if column.startswith("metrics.sample_") and column.endswith(f"_{SAMPLE_METRIC}")
+    )
+    for name in (*METRIC_COLUMNS, *samples):
+        table[name] = column_or_missing(runs, f"metrics.{name}")
+    return table
+
+
+def format_runs(runs: pd.DataFrame) -> str:
+    """A plain-text table of `select_columns(runs)`; `-` marks a value a run did not log."""
+    if runs.empty:
+        return "(no runs yet)"
+    table = select_columns(runs)
+    return table.to_string(index=False, na_rep="-", float_format=lambda value: f"{value:.4f}")
+
+
+def main() -> None:
+    args = parse_args()
+    experiment = args.experiment or load_params().mlflow.experiment
+    uri = tracking_uri()
+    runs = fetch_runs(experiment, args.last, uri)
+    sys.stdout.write(f"experiment '{experiment}' in {uri}, newest first:\n")
+    sys.stdout.write(format_runs(runs) + "\n")
+
+
+if __name__ == "__main__":
+    run_stage("compare", main)

@@ -1,0 +1,122 @@
+"""pipeline.compare against a real SQLite MLflow store holding two runs."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
+
+from pipeline import compare
+from pipeline.errors import PipelineError
+from tests.test_pipeline_repro import tiny_params
+
+ROOT = Path(__file__).resolve().parents[1]
+OLDER, NEWER = 1_700_000_000_000, 1_700_000_600_000  # run start times, ms since the epoch
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> str:
+    """Experiment `tiny`: an older run (16 units) and a newer one (32 units, dirty tree)."""
+    folder = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    experiment_id = client.create_experiment("tiny", (folder / "artifacts").as_uri())
+    client.create_experiment("other", (folder / "other").as_uri())
+    for start, units, bits, dirty in ((OLDER, 16, 4.5, "false"), (NEWER, 32, 3.875, "true")):
+        tags = {"git_commit": f"{units:02d}" + "c" * 38, "git_dirty": dirty}
+        run_id = client.create_run(experiment_id, start_time=start, tags=tags).info.run_id
+        metrics = [
+            Metric("heldout_bits_per_char", bits, start, 0),
+            Metric("best_val_loss", bits - 1, start, 0),
+        ]
+        if units == 32:  # only the newer run sampled at t=0.8: the older one shows `-` there
+            metrics.append(Metric("sample_t0.8_distinct_2", 0.25, start, 0))
+        params = [
+            Param("train.units", str(units)),
+            Param("train.epochs", "2"),
+            Param("encode.seq_len", "20"),
+        ]
+        client.log_batch(run_id, metrics=metrics, params=params)
+        client.set_terminated(run_id, end_time=start + 1000)
+    return uri
+
+
+def test_fetch_runs_returns_the_newest_first(store):
+    runs = compare.fetch_runs("tiny", 10, store)
+    assert list(runs["params.train.units"]) == ["32", "16"]
+    assert list(runs["status"]) == ["FINISHED", "FINISHED"]
+
+
+def test_fetch_runs_keeps_only_the_last_n(store):
+    runs = compare.fetch_runs("tiny", 1, store)
+    assert list(runs["params.train.units"]) == ["32"]
+
+
+def test_fetch_runs_rejects_an_unknown_experiment(store):
+    with pytest.raises(PipelineError, match=r"no MLflow experiment 'nope' .*other, tiny"):
+        compare.fetch_runs("nope", 10, store)
+
+
+def test_fetch_runs_does_not_create_a_missing_store(tmp_path):
+    missing = tmp_path / "mlflow.db"
+    with pytest.raises(PipelineError, match="no MLflow store at .*run `dvc repro` first"):
+        compare.fetch_runs("tiny", 10, f"sqlite:///{missing}")
+    assert not missing.exists()
+
+
+def test_format_runs_shows_params_and_metrics_per_run(store):
+    lines = compare.format_runs(compare.fetch_runs("tiny", 10, store)).splitlines()
+    header, newer, older = lines
+    header_words = (
+        "run started_utc status commit train.architecture train.units train.layers "
+        "train.epochs encode.seq_len heldout_bits_per_char best_val_loss sample_t0.8_distinct_2"
+    )
+    # 8-character run id, start time, status, commit, params, metrics; `-`: not logged.
+    newer_words = "2023-11-14 22:23 FINISHED 32cccccc+dirty - 32 - 2 20 3.8750 2.8750 0.2500"
+    older_words = "2023-11-14 22:13 FINISHED 16cccccc - 16 - 2 20 4.5000 3.5000 -"
+    assert header.split() == header_words.split()
+    assert newer.split()[1:] == newer_words.split()
+    assert older.split()[1:] == older_words.split()
+    assert len(newer.split()[0]) == 8
+
+
+def test_format_runs_of_no_runs():
+    assert compare.format_runs(pd.DataFrame()) == "(no runs yet)"
+
+
+def cli(args: list[str], cwd: Path, uri: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
+    env.update(MLFLOW_TRACKING_URI=uri, PYTHONPATH=str(ROOT))
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.compare", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+def test_cli_reads_the_experiment_from_params_yaml(store, tmp_path):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params()))  # experiment: tiny
+    result = cli(["--last", "5"], tmp_path, store)
+    assert result.returncode == 0, result.stderr
+    title, header, newer, older = result.stdout.splitlines()
+    assert title == f"experiment 'tiny' in {store}, newest first:"
+    assert "heldout_bits_per_char" in header
+    assert "32cccccc+dirty" in newer and "3.8750" in newer
+    assert "16cccccc" in older and "4.5000" in older
+
+
+def test_cli_names_an_unknown_experiment_in_one_line(store, tmp_path):
+    result = cli(["--experiment", "nope"], tmp_path, store)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines()[-1].startswith("compare: error: no MLflow experiment 'nope'")
+    assert "Traceback" not in result.stderr

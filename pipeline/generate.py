@@ -12,7 +12,10 @@ characters are an error that names them.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from pipeline import files
@@ -49,19 +52,46 @@ def check_request(arguments: argparse.Namespace) -> None:
             raise PipelineError(f"{path} not found; run `make repro` first or pass its path")
 
 
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """TensorFlow's native libraries print start-up notices (oneDNN's) straight to file
+    descriptor 2 before any log level applies; this hides them while TensorFlow is imported."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def read_vocabulary(path: Path) -> list[str]:
+    try:
+        return list(files.read_json(path)["chars"])
+    except (ValueError, KeyError, TypeError) as error:
+        message = f"{path}: not a vocabulary file ({error!r}); re-run `dvc repro encode`"
+        raise PipelineError(message) from None
+
+
 def main(argv: list[str] | None = None) -> None:
     arguments = parse_arguments(argv)
     check_request(arguments)
     # Imported late so that argument errors answer at once, without loading TensorFlow.
-    from pipeline.model import load_model  # noqa: PLC0415
-    from pipeline.sampling import SamplingSettings, make_sampler  # noqa: PLC0415
+    with native_stderr_silenced():
+        from pipeline.model import load_model  # noqa: PLC0415
+        from pipeline.sampling import SamplingSettings, make_sampler  # noqa: PLC0415
 
     settings = SamplingSettings(
-        temperature=arguments.temperature, top_k=arguments.top_k, top_p=arguments.top_p,
+        temperature=arguments.temperature,
+        top_k=arguments.top_k,
+        top_p=arguments.top_p,
         seed=arguments.seed,
     )
-    vocabulary = files.read_json(arguments.vocab)["chars"]
+    vocabulary = read_vocabulary(arguments.vocab)
     sampler = make_sampler(load_model(arguments.model), vocabulary)
+    sampler.encode_prompt(arguments.prompt)  # a bad prompt fails before anything is printed
     prompts = [arguments.prompt] * arguments.num_samples
     if arguments.num_samples == 1:
         sys.stdout.write(arguments.prompt)

@@ -26,11 +26,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import mlflow
+import mlflow.pyfunc
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.models.model import ModelInfo
+from mlflow.pyfunc import PythonModel, PythonModelContext
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
 from pipeline.errors import PipelineError
@@ -72,8 +73,17 @@ mlflow.models.set_model(TextGenerator())
 
 
 def read_vocabulary(path: Path) -> list[str]:
-    with path.open(encoding="utf-8") as stream:
-        return list(json.load(stream)["chars"])
+    """The characters in id order, from the encode stage's `vocab.json`."""
+    try:
+        with path.open(encoding="utf-8") as stream:
+            chars = json.load(stream)["chars"]
+    except (ValueError, KeyError, TypeError) as error:
+        message = f"{path}: not a vocabulary file ({error!r}); re-run `dvc repro encode`"
+        raise PipelineError(message) from None
+    characters = isinstance(chars, list) and all(isinstance(c, str) and len(c) == 1 for c in chars)
+    if not chars or not characters:
+        raise PipelineError(f"{path}: `chars` must be a non-empty list of single characters")
+    return chars
 
 
 def settings_from_params(params: dict[str, Any] | None) -> tuple[int, SamplingSettings]:
@@ -83,8 +93,10 @@ def settings_from_params(params: dict[str, Any] | None) -> tuple[int, SamplingSe
     if not 1 <= length <= MAX_LENGTH:
         raise PipelineError(f"length must be between 1 and {MAX_LENGTH}, got {length}")
     settings = SamplingSettings(
-        temperature=float(values["temperature"]), top_k=int(values["top_k"]),
-        top_p=float(values["top_p"]), seed=int(values["seed"]),
+        temperature=float(values["temperature"]),
+        top_k=int(values["top_k"]),
+        top_p=float(values["top_p"]),
+        seed=int(values["seed"]),
     )
     return length, settings
 
@@ -114,26 +126,30 @@ def warm_up(sampler: Sampler) -> None:
     sampler.generate([char * 2] * 2, 1, SamplingSettings(temperature=1.0))
 
 
-class TextGenerator(mlflow.pyfunc.PythonModel):
+class TextGenerator(PythonModel):
     """Loads the Keras model and vocabulary artifacts; continues each row's `prompt`."""
 
     def __init__(self) -> None:
         self.sampler: Sampler | None = None
 
-    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+    def load_context(self, context: PythonModelContext) -> None:
         vocabulary = read_vocabulary(Path(context.artifacts["vocab"]))
         self.sampler = make_sampler(load_model(Path(context.artifacts["model"])), vocabulary)
         warm_up(self.sampler)
 
     def predict(
-        self, context: mlflow.pyfunc.PythonModelContext, model_input: pd.DataFrame,
+        self,
+        context: PythonModelContext,
+        model_input: pd.DataFrame,
         params: dict[str, Any] | None = None,
     ) -> pd.DataFrame:
         if self.sampler is None:
             raise MlflowException("TextGenerator.predict called before load_context")
         if "prompt" not in model_input.columns:
             raise MlflowException.invalid_parameter_value("the input needs a `prompt` column")
-        prompts = [str(prompt) for prompt in model_input["prompt"]]
+        prompts = list(model_input["prompt"])
+        if not all(isinstance(prompt, str) for prompt in prompts):
+            raise MlflowException.invalid_parameter_value("every `prompt` must be a string")
         try:
             length, settings = settings_from_params(params)
             texts = generate_texts(self.sampler, prompts, length, settings)

@@ -1,10 +1,15 @@
-"""The real `python -m pipeline.generate` CLI, run in a folder holding a tiny untrained model."""
+"""The real `python -m pipeline.generate` CLI, run in a folder holding a tiny untrained model.
+
+Each call is a fresh process that imports TensorFlow (a few seconds), so runs that several tests
+read are made once per module.
+"""
 
 import json
 import os
 import re
 import subprocess
 import sys
+from functools import cache
 from pathlib import Path
 
 import keras
@@ -16,19 +21,28 @@ from pipeline.model import build_sequence_model
 ROOT = Path(__file__).resolve().parents[1]
 VOCABULARY = list("\n abcdefgh")
 PROMPT = "bad cafe"
+SEEDED = ("--prompt", PROMPT, "--length", "40", "--temperature", "1.0")
+# TensorFlow may print absl lines at import, before any log level applies; error tests skip them.
+TENSORFLOW_NOTICE = re.compile(r"WARNING: All log messages before absl::InitializeLog|[IWE]\d{4} ")
+
+
+def make_project(folder: Path, model_bytes: bytes | None = None) -> Path:
+    """`folder` laid out like the repository after `dvc repro`, so the default paths resolve."""
+    (folder / "models").mkdir()
+    (folder / "data" / "encoded").mkdir(parents=True)
+    (folder / "data" / "encoded" / "vocab.json").write_text(json.dumps({"chars": VOCABULARY}))
+    if model_bytes is not None:
+        (folder / "models" / "model.keras").write_bytes(model_bytes)
+        return folder
+    keras.utils.set_random_seed(0)
+    model = build_sequence_model(len(VOCABULARY), TrainParams(embedding_dim=8, units=16, layers=1))
+    model.save(folder / "models" / "model.keras")
+    return folder
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    """A folder laid out like the repository after `dvc repro`: the default paths resolve."""
-    folder = tmp_path_factory.mktemp("generate")
-    (folder / "models").mkdir()
-    (folder / "data" / "encoded").mkdir(parents=True)
-    keras.utils.set_random_seed(0)
-    model = build_sequence_model(len(VOCABULARY), TrainParams(embedding_dim=8, units=16, layers=1))
-    model.save(folder / "models" / "model.keras")
-    (folder / "data" / "encoded" / "vocab.json").write_text(json.dumps({"chars": VOCABULARY}))
-    return folder
+    return make_project(tmp_path_factory.mktemp("generate"))
 
 
 def generate(project: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
@@ -36,28 +50,45 @@ def generate(project: Path, *arguments: str) -> subprocess.CompletedProcess[str]
     env["PYTHONPATH"] = str(ROOT)
     return subprocess.run(
         [sys.executable, "-m", "pipeline.generate", *arguments],
-        cwd=project, env=env, capture_output=True, text=True, check=False, timeout=120,
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
     )
 
 
-def test_prints_the_prompt_and_its_continuation(project):
-    result = generate(project, "--prompt", PROMPT, "--length", "40", "--seed", "5")
+@pytest.fixture(scope="module")
+def seeded(project):
+    """`seeded(seed)`: one CLI run per seed, shared by the tests that read it."""
+    return cache(lambda seed: generate(project, *SEEDED, "--seed", str(seed)))
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if not TENSORFLOW_NOTICE.match(line)]
+
+
+def test_prints_the_prompt_and_its_continuation(seeded):
+    result = seeded(5)
     assert result.returncode == 0, result.stderr
-    output = result.stdout
-    assert output.startswith(PROMPT) and output.endswith("\n")
-    continuation = output[len(PROMPT) : -1]
+    assert result.stdout.startswith(PROMPT) and result.stdout.endswith("\n")
+    continuation = result.stdout[len(PROMPT) : -1]
     assert len(continuation) == 40
     assert set(continuation) <= set(VOCABULARY)
 
 
-def test_same_seed_same_text_other_seed_other_text(project):
-    arguments = ("--prompt", PROMPT, "--length", "40", "--temperature", "1.0")
-    first = generate(project, *arguments, "--seed", "5")
-    again = generate(project, *arguments, "--seed", "5")
-    other = generate(project, *arguments, "--seed", "6")
-    assert first.returncode == again.returncode == other.returncode == 0, first.stderr
-    assert first.stdout == again.stdout
-    assert first.stdout != other.stdout
+def test_same_seed_same_text_other_seed_other_text(project, seeded):
+    again = generate(project, *SEEDED, "--seed", "5")
+    assert again.returncode == seeded(6).returncode == 0, again.stderr
+    assert again.stdout == seeded(5).stdout
+    assert seeded(6).stdout != seeded(5).stdout
+
+
+def test_prompt_letters_missing_from_the_vocabulary_are_lower_cased(project):
+    result = generate(project, "--prompt", "BAD", "--length", "5")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("BAD") and len(result.stdout) == 3 + 5 + 1
 
 
 def test_num_samples_prints_each_sample(project):
@@ -68,7 +99,7 @@ def test_num_samples_prints_each_sample(project):
     samples = re.split(r"^--- sample \d+ ---\n", result.stdout, flags=re.MULTILINE)[1:]
     for sample in samples:
         assert sample.startswith(PROMPT) and sample.endswith("\n\n")
-        assert len(sample) == len(PROMPT) + 30 + 2
+        assert len(sample) == len(PROMPT) + 30 + 2  # the text's newline, then print's
         assert set(sample[len(PROMPT) :]) <= set(VOCABULARY)
     assert len(set(samples)) == 3
 
@@ -78,28 +109,47 @@ def test_num_samples_prints_each_sample(project):
     [
         (["--prompt", ""], "the prompt is empty"),
         (["--prompt", "ab§"], "not in the model's vocabulary: '§'"),
-        (["--prompt", "ab", "--length", "0"], "--length must be between 1 and"),
-        (["--prompt", "ab", "--length", "10000000"], "--length must be between 1 and"),
-        (["--prompt", "ab", "--top-p", "0"], r"top-p must be in \(0, 1\]"),
-        (["--prompt", "ab", "--top-p", "1.5"], r"top-p must be in \(0, 1\]"),
+        (["--prompt", "ab", "--length", "0"], "--length must be between 1 and 100000, got 0"),
+        (["--prompt", "ab", "--length", "10000000"], "--length must be between 1 and 100000"),
+        (["--prompt", "ab", "--top-p", "0"], r"top-p must be in \(0, 1\], got 0.0"),
+        (["--prompt", "ab", "--top-p", "1.5"], r"top-p must be in \(0, 1\], got 1.5"),
         (["--prompt", "ab", "--model", "missing.keras"], "missing.keras not found"),
     ],
 )
 def test_bad_requests_fail_with_one_line(project, arguments, message):
     result = generate(project, *arguments)
     assert result.returncode == 1
-    assert re.fullmatch(f"generate: error: .*{message}.*\n", result.stderr), result.stderr
-    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    (line,) = error_lines(result.stderr)
+    assert re.fullmatch(f"generate: error: .*{message}.*", line)
 
 
-def test_a_corrupted_model_fails_with_one_line(project, tmp_path):
-    (tmp_path / "models").mkdir()
-    (tmp_path / "models" / "model.keras").write_bytes(b"\x00garbage, not a zip archive\xff" * 10)
-    (tmp_path / "data" / "encoded").mkdir(parents=True)
-    (tmp_path / "data" / "encoded" / "vocab.json").write_text(json.dumps({"chars": VOCABULARY}))
-    result = generate(tmp_path, "--prompt", "ab")
+def test_a_corrupted_model_fails_with_one_line(tmp_path):
+    project = make_project(tmp_path, model_bytes=b"\x00garbage, not a zip archive\xff" * 10)
+    result = generate(project, "--prompt", "ab")
     assert result.returncode == 1
-    assert re.fullmatch(r"generate: error: .*cannot load the model.*\n", result.stderr), (
-        result.stderr
-    )
+    (line,) = error_lines(result.stderr)
+    assert re.fullmatch(r"generate: error: models/model.keras: cannot load the model.*", line)
     assert result.stdout == ""
+
+
+def test_a_bad_prompt_prints_nothing(project):
+    result = generate(project, "--prompt", "ab§")
+    assert result.returncode == 1
+    assert result.stdout == ""
+
+
+def test_an_error_is_the_only_stderr_line(project):
+    result = generate(project, "--prompt", "ab", "--top-p", "0")
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1, result.stderr
+
+
+def test_a_corrupted_vocabulary_fails_with_one_line(project, tmp_path):
+    broken = tmp_path / "vocab.json"
+    broken.write_text("{not json")
+    result = generate(project, "--prompt", "ab", "--vocab", str(broken))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    (line,) = error_lines(result.stderr)
+    assert re.fullmatch(r"generate: error: .*vocab.json.*", line)

@@ -28,9 +28,14 @@ _GUTENBERG_START = re.compile(r"^\*{3}\s*START OF (THE|THIS) PROJECT GUTENBERG.*
 _GUTENBERG_END = re.compile(r"^\*{3}\s*END OF (THE|THIS) PROJECT GUTENBERG.*$", re.I | re.M)
 
 # Typographic characters that NFKC keeps but that only add rare symbols to the vocabulary.
-_ASCII_FOLDS = str.maketrans(
-    {"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "--"}
-)
+_ASCII_FOLDS = {
+    "\u2018": "'",
+    "\u2019": "'",
+    "\u201c": '"',
+    "\u201d": '"',
+    "\u2013": "-",
+    "\u2014": "--",
+}
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,12 @@ def strip_gutenberg(text: str) -> tuple[str, bool]:
 def normalise_text(text: str) -> str:
     """Unify line endings to `\\n`, drop a BOM, apply NFKC and fold typographic punctuation."""
     text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
-    return unicodedata.normalize("NFKC", text).translate(_ASCII_FOLDS)
+    text = unicodedata.normalize("NFKC", text)
+    # One `replace` per character: each is a fast C scan, where `str.translate` with a mapping
+    # looks up every character in Python (seconds on a 100 MB corpus).
+    for typographic, plain in _ASCII_FOLDS.items():
+        text = text.replace(typographic, plain)
+    return text
 
 
 def squeeze_blank_lines(text: str, max_blank_lines: int) -> str:
@@ -80,7 +90,10 @@ def clean_text(raw: str, params: CleanParams) -> tuple[str, CleanStats]:
         text = text.lower()
     text = squeeze_blank_lines(text, params.max_blank_lines)
     if not text.strip():
-        raise PipelineError("clean: the corpus is empty after cleaning (was the download empty?)")
+        raise PipelineError(
+            "the corpus is empty after cleaning (was the download empty, or only a Project "
+            "Gutenberg header and footer?)"
+        )
     stats = CleanStats(
         raw_chars=len(raw),
         clean_chars=len(text),
@@ -106,8 +119,9 @@ def main() -> None:
     text, stats = clean_text(raw, params)
     files.write_text(CLEAN_CORPUS, text)
     files.write_json(REPORTS_DIR / "clean.json", asdict(stats))
-    log.info("%d -> %d characters, vocabulary %d", stats.raw_chars, stats.clean_chars,
-             stats.vocab_size)
+    log.info(
+        "%d -> %d characters, vocabulary %d", stats.raw_chars, stats.clean_chars, stats.vocab_size
+    )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Shared command-line behaviour for the stage modules.
 
-`run_stage(main)` sets up logging and turns a `PipelineError` (or a missing input file) into one
-line on stderr and exit status 1. Set `CHARLSTM_DEBUG=1` to get the full traceback instead.
+`run_stage(main)` sets up logging and turns a `PipelineError` or an `OSError` (a missing input, a
+full disk, a refused permission) into one line on stderr and exit status 1. Set `CHARLSTM_DEBUG=1`
+to get the full traceback instead.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ def run_stage(name: str, main: Callable[[], None]) -> None:
     debug = os.environ.get("CHARLSTM_DEBUG", "") not in ("", "0")
     try:
         main()
-    except (PipelineError, FileNotFoundError, IsADirectoryError, PermissionError) as error:
+    # OSError covers a missing input as well as a full disk (ENOSPC) or a file-size limit (EFBIG)
+    # hit while writing; the atomic writers attach the destination path to the latter.
+    except (PipelineError, OSError) as error:
         if debug:
             raise
         message = str(error).replace("\n", " ")

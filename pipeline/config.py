@@ -116,7 +116,15 @@ class TrainParams(_Section):
     clipnorm: Annotated[float, Field(gt=0)] | None = 1.0
     patience: Positive = 3
     seed: int = 42
+    # auto: mixed_bfloat16 on GPUs that support it (compute capability >= 8.0), mixed_float16 on
+    # other tensor-core GPUs (7.x), float32 on older GPUs and on the CPU.
     precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "auto"
+    # Training batches per epoch; 0 = every window once. A tutorial epoch (stride 1) is long.
+    steps_per_epoch: Annotated[int, Field(ge=0)] = 0
+    lr_schedule: Literal["cosine", "constant"] = "cosine"
+    # auto: MirroredStrategy over all GPUs when there are several, else one device.
+    # multi_worker: MultiWorkerMirroredStrategy, with the cluster read from TF_CONFIG.
+    distribution: Literal["auto", "none", "mirrored", "multi_worker"] = "auto"
 
 
 class EvaluateParams(_Section):
@@ -151,6 +159,7 @@ def describe_validation_error(error: ValidationError, source: str) -> str:
         # Union members add their class name to the location; drop it so the key reads naturally.
         location = ".".join(str(part) for part in problem["loc"] if not str(part)[:1].isupper())
         message = problem["msg"].replace("Extra inputs are not permitted", "unknown key")
+        message = message.removeprefix("Value error, ")  # pydantic's prefix for our own checks
         lines.append(f"{source}: {location or '<top>'}: {message}")
     return "; ".join(lines)
 
@@ -165,11 +174,34 @@ def parse_params(raw: object, source: str = "params.yaml") -> Params:
         raise ConfigError(describe_validation_error(error, source)) from None
 
 
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """`yaml.safe_load`, except that a key given twice in one mapping is an error.
+
+    Plain PyYAML keeps the last value silently, so a second `encode:` block would hide the first.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == MERGE_TAG or not isinstance(key_node, yaml.ScalarNode):
+                continue  # `<<: *anchor` may legitimately be overridden by the keys after it
+            key = self.construct_object(key_node)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_params(path: Path = PARAMS_PATH) -> Params:
     """Read and check `params.yaml` (or another params file)."""
     try:
         with path.open(encoding="utf-8") as stream:
-            raw = yaml.safe_load(stream)
+            raw = yaml.load(stream, Loader=_UniqueKeyLoader)  # a SafeLoader: no arbitrary objects
     except FileNotFoundError:
         raise ConfigError(f"{path}: params file not found (run from the repository root)") from None
     except yaml.YAMLError as error:

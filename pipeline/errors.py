@@ -15,3 +15,10 @@ class DownloadError(PipelineError):
 
 class ValidationFailed(PipelineError):
     """The corpus broke one or more data expectations."""
+
+
+class UnreadableArray(PipelineError, ValueError):
+    """A `.npy` file that is not a plain numeric array; it is refused, never unpickled.
+
+    Also a `ValueError`, which is what `numpy.load` raises for such a file.
+    """

@@ -7,6 +7,7 @@ over the destination (a rename within one file system is atomic on POSIX).
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import shutil
@@ -16,6 +17,27 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+
+from pipeline.errors import UnreadableArray
+
+
+@contextlib.contextmanager
+def errors_name(destination: Path, temporary: Path) -> Iterator[None]:
+    """Re-raise a system call's error naming the output a user knows, not a temporary path.
+
+    A full disk (ENOSPC) or a file-size limit (EFBIG) surfaces from `write()` or `flush()` with
+    no file name at all; the CLI prints `strerror: filename`, so it gets the destination.
+    """
+    try:
+        yield
+    except OSError as error:
+        inside = Path(os.path.abspath(temporary))
+        failed = Path(os.path.abspath(os.fsdecode(error.filename or temporary)))
+        if error.errno is None or not failed.is_relative_to(inside):
+            raise  # not a file-system error (e.g. from requests), or about some other file
+        where = destination / failed.relative_to(inside)
+        # OSError(errno, ...) picks the matching subclass, e.g. FileNotFoundError for ENOENT.
+        raise OSError(error.errno, error.strerror or str(error), str(where)) from error
 
 
 @contextlib.contextmanager
@@ -29,8 +51,9 @@ def atomic_path(destination: Path, suffix: str = "") -> Iterator[Path]:
     os.chmod(name, 0o644)  # mkstemp creates 0600; outputs should read like ordinary files
     temporary = Path(name)
     try:
-        yield temporary
-        os.replace(temporary, destination)
+        with errors_name(destination, temporary):
+            yield temporary
+            os.replace(temporary, destination)
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -48,10 +71,11 @@ def atomic_directory(destination: Path) -> Iterator[Path]:
     os.chmod(temporary, 0o755)
     retired = temporary.with_suffix(".old")
     try:
-        yield temporary
-        if destination.exists():
-            os.replace(destination, retired)
-        os.replace(temporary, destination)
+        with errors_name(destination, temporary):
+            yield temporary
+            if destination.exists():
+                os.replace(destination, retired)
+            os.replace(temporary, destination)
     finally:
         for leftover in (temporary, retired):
             if leftover.exists():
@@ -83,13 +107,25 @@ def write_json(destination: Path, payload: Any) -> None:
 
 
 def save_array(destination: Path, array: np.ndarray) -> None:
+    # Not `np.save(stream, ...)`: on a real file numpy writes through a C `FILE*` and ignores a
+    # failed flush, so a full disk would leave a truncated .npy behind and report success.
+    # Python's own stream raises the error instead.
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
     with atomic_open(destination, "wb") as stream:
-        np.save(stream, array, allow_pickle=False)
+        stream.write(buffer.getbuffer())
 
 
 def load_array(source: Path) -> np.ndarray:
-    """Load a `.npy` file without ever unpickling (object arrays are refused)."""
-    return np.load(source, allow_pickle=False)
+    """Load a `.npy` file without ever unpickling: an object array (or a truncated or foreign
+    file) raises `UnreadableArray`, which the CLI reports in one line."""
+    try:
+        return np.load(source, allow_pickle=False)
+    except (ValueError, EOFError) as error:
+        raise UnreadableArray(
+            f"{source}: not a plain numeric .npy array ({error}); "
+            "object arrays are never unpickled: re-create it with the stage that writes it"
+        ) from None
 
 
 def read_json(source: Path) -> Any:

@@ -1,0 +1,307 @@
+"""Faults while the pipeline runs: a kill mid-write, a full disk, two `dvc repro` at once and an
+unreachable MLflow store. After each, nothing is lost and nothing half-written is trusted.
+
+The kill and lock tests use a real `dvc repro` in a temporary git repository; the disk-full tests
+run each data stage under a small `RLIMIT_FSIZE`, so a write fails with EFBIG like on a full disk.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.test_bad_input import (
+    CORPUS,
+    OUTPUTS,
+    ROOT,
+    STAGES,
+    Project,
+    check_refusal,
+    clean_environment,
+    error_line,
+)
+from tests.test_pipeline_repro import tiny_params
+
+pytestmark = pytest.mark.slow
+DVC_TIMEOUT_S = 300
+
+
+def run_dvc(repo: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["dvc", *arguments],
+        cwd=repo,
+        env=clean_environment(),
+        capture_output=True,
+        text=True,
+        timeout=DVC_TIMEOUT_S,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def dvc_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A git + DVC repository where `dvc repro encode` has run: download to encode are cached."""
+    repo = tmp_path_factory.mktemp("dvc_repo")
+    shutil.copytree(
+        ROOT / "pipeline", repo / "pipeline", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    for name in ("dvc.yaml", ".gitignore"):
+        shutil.copy(ROOT / name, repo / name)
+    (repo / "params.yaml").write_text(yaml.safe_dump(tiny_params()), encoding="utf-8")
+    (repo / "corpus_source.txt").write_bytes(CORPUS)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    for command in (
+        ["git", "init", "-q"],
+        [*git, "commit", "-q", "--allow-empty", "-m", "empty"],
+        ["dvc", "init", "-q"],
+        ["dvc", "config", "core.analytics", "false"],
+        ["dvc", "repro", "encode"],
+    ):
+        result = subprocess.run(
+            command,
+            cwd=repo,
+            env=clean_environment(),
+            capture_output=True,
+            text=True,
+            timeout=DVC_TIMEOUT_S,
+            check=False,
+        )
+        assert result.returncode == 0, f"{command}:\n{result.stdout}\n{result.stderr}"
+    return repo
+
+
+def assert_up_to_date(repo: Path) -> None:
+    status = run_dvc(repo, "status", "encode")  # download to encode; train has never run
+    assert status.returncode == 0, status.stderr
+    assert "Data and pipelines are up to date." in status.stdout, status.stdout
+
+
+# --- (1) killed mid-write ------------------------------------------------------------------------
+
+# Each writer writes part of a new output through the project's atomic writers, says so, then
+# blocks until it is killed: the moment a crash or SIGKILL would leave a half-written file.
+HALF_WRITTEN_FILE = """
+import time
+from pathlib import Path
+from pipeline import files
+with files.atomic_open(Path("data/raw/corpus.txt"), "wb") as stream:
+    stream.write(b"the first half of a new corp")
+    stream.flush()
+    print("writing", flush=True)
+    time.sleep(120)
+"""
+HALF_WRITTEN_FOLDER = """
+import time
+from pathlib import Path
+import numpy as np
+from pipeline import files
+with files.atomic_directory(Path("data/encoded")) as folder:
+    files.save_array(folder / "train_ids.npy", np.zeros(10, dtype=np.uint8))
+    print("writing", flush=True)
+    time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize(
+    ("writer", "destination", "leftover"),
+    [
+        (HALF_WRITTEN_FILE, "data/raw/corpus.txt", "data/raw/.corpus.txt.*.tmp"),
+        (HALF_WRITTEN_FOLDER, "data/encoded", "data/.encoded.*.tmp"),
+    ],
+    ids=["atomic_open", "atomic_directory"],
+)
+def test_a_write_killed_midway_leaves_the_old_output_that_dvc_trusts(
+    dvc_repo: Path, writer: str, destination: str, leftover: str
+) -> None:
+    def contents() -> dict[str, bytes]:
+        target = dvc_repo / destination
+        paths = sorted(target.rglob("*")) if target.is_dir() else [target]
+        return {str(path): path.read_bytes() for path in paths if path.is_file()}
+
+    before = contents()
+    process = subprocess.Popen(
+        [sys.executable, "-c", writer],
+        cwd=dvc_repo,
+        env=clean_environment(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline() == "writing\n"
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+    assert contents() == before  # the previous output, byte for byte
+    leftovers = sorted(dvc_repo.glob(leftover))
+    assert len(leftovers) == 1, leftovers  # the half-written temporary, outside every DVC output
+    assert_up_to_date(dvc_repo)  # DVC neither tracks the leftover nor sees a changed output
+    for path in leftovers:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+# --- (2) disk full --------------------------------------------------------------------------------
+
+FILE_SIZE_LIMIT = 1000  # bytes; every stage's first output is larger on the tiny corpus
+
+
+def limit_file_size(limit: int) -> Callable[[], None]:
+    """A `preexec_fn`: writes past `limit` bytes fail with EFBIG, as on a full disk."""
+
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # else the kernel kills the process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+@pytest.mark.parametrize(
+    ("stage", "path"),
+    [
+        ("download", "data/raw/corpus.txt"),
+        ("clean", "data/clean/corpus.txt"),
+        ("validate", "reports/validation"),
+        ("encode", "data/encoded/train_ids.npy"),
+    ],
+)
+def test_a_full_disk_fails_in_one_line_and_keeps_the_old_outputs(
+    tmp_path: Path, stage: str, path: str
+) -> None:
+    project = Project.create(tmp_path)
+    project.run_ok(*STAGES[: STAGES.index(stage)])
+    check_refusal(
+        project,
+        stage,
+        f"{stage}: error: File too large: {path}",
+        preexec_fn=limit_file_size(FILE_SIZE_LIMIT),
+    )
+    assert set(OUTPUTS[stage]) <= set(project.snapshot())
+
+
+# --- (3) two `dvc repro` at once ----------------------------------------------------------------
+
+
+def open_writer_when_read(fifo: Path, reader: subprocess.Popen[str], timeout_s: float) -> int:
+    """Wait until some process opens `fifo` to read, then return a write descriptor to it."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:  # ENXIO: nobody reads it yet
+            assert reader.poll() is None, reader.communicate()[0]
+            time.sleep(0.1)
+    raise AssertionError(f"nothing opened {fifo} within {timeout_s} s")
+
+
+@pytest.fixture
+def source_on_a_fifo(dvc_repo: Path) -> Iterator[Path]:
+    """The download source becomes a named pipe, so the stage blocks until the test writes it."""
+    source = dvc_repo / "corpus_source.txt"
+    saved = source.read_bytes()
+    source.unlink()
+    os.mkfifo(source)
+    try:
+        yield source
+    finally:
+        source.unlink()
+        source.write_bytes(saved)
+
+
+def test_a_second_repro_is_refused_while_the_first_holds_the_lock(
+    dvc_repo: Path, source_on_a_fifo: Path
+) -> None:
+    first = subprocess.Popen(
+        ["dvc", "repro", "--force", "download"],
+        cwd=dvc_repo,
+        env=clean_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        writer = open_writer_when_read(source_on_a_fifo, first, timeout_s=120)
+        # The first repro is now inside its download stage, reading the pipe.
+        try:
+            second = run_dvc(dvc_repo, "repro", "download")
+        finally:
+            os.set_blocking(writer, True)
+            os.write(writer, CORPUS)  # lets the first repro finish
+            os.close(writer)
+        assert second.returncode != 0
+        # DVC releases its repository lock while a stage runs, but keeps a lock (`.dvc/tmp/rwlock`)
+        # on that stage's outputs: a second repro of the same stage is refused by that one.
+        refusal = second.stderr + second.stdout
+        assert "lock" in refusal.lower(), refusal
+        assert "is busy" in refusal or "Unable to acquire lock" in refusal, refusal
+        output, _ = first.communicate(timeout=DVC_TIMEOUT_S)
+        assert first.returncode == 0, output
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+            first.wait(timeout=30)
+    assert (dvc_repo / "data/raw/corpus.txt").read_bytes() == CORPUS
+    assert_up_to_date(dvc_repo)  # the lock is released, and the same corpus changes nothing
+
+
+# --- (4) MLflow store unreachable -----------------------------------------------------------------
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def unreachable_store_run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[subprocess.CompletedProcess[str], float, str, Project, dict[str, bytes]]:
+    """`python -m pipeline.train` with MLFLOW_TRACKING_URI pointing at a closed port."""
+    project = Project.create(tmp_path_factory.mktemp("unreachable_store"))
+    project.run_ok(*STAGES)
+    uri = f"http://127.0.0.1:{closed_port()}"
+    env = clean_environment(
+        MLFLOW_TRACKING_URI=uri,
+        MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
+        MLFLOW_HTTP_REQUEST_TIMEOUT="5",
+    )
+    before = project.snapshot()
+    started = time.monotonic()
+    result = project.run("train", env)
+    return result, time.monotonic() - started, uri, project, before
+
+
+def test_train_stops_quickly_and_writes_nothing_when_mlflow_is_unreachable(
+    unreachable_store_run: tuple[subprocess.CompletedProcess[str], float, str, Project, dict],
+) -> None:
+    result, seconds, _, project, before = unreachable_store_run
+    assert result.returncode != 0, result.stderr
+    assert seconds < 60
+    assert project.snapshot() == before  # no model, no run.json, no history
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="tracking.start_training_run lets MlflowException escape, so train prints a "
+    "traceback; proposed fix: turn it into a PipelineError naming the tracking URI",
+)
+def test_train_names_the_unreachable_store_in_one_line(
+    unreachable_store_run: tuple[subprocess.CompletedProcess[str], float, str, Project, dict],
+) -> None:
+    result, _, uri, _, _ = unreachable_store_run
+    line = error_line(result, "train")
+    assert uri in line
+    assert "MLflow" in line

@@ -1,0 +1,170 @@
+"""Team workflows for real: queued experiments, an MLflow tracking server, a DVC remote.
+
+Each test builds a temporary git + DVC repository holding the pipeline and a tiny corpus.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+from tests.test_pipeline_repro import LINES, tiny_params
+from tests.test_retrain_report import make_env, run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.slow
+
+
+def make_repo(folder: Path, env: dict[str, str], **train: int) -> Path:
+    """A committed repository with the pipeline, tiny params and the tiny corpus."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(
+        ROOT / "pipeline", folder / "pipeline", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    for name in ("dvc.yaml", ".gitignore"):
+        shutil.copy(ROOT / name, folder / name)
+    params = tiny_params()
+    params["train"].update(train)
+    (folder / "params.yaml").write_text(yaml.safe_dump(params))
+    (folder / "corpus_source.txt").write_text("\n".join(LINES * 12))
+    for command in (
+        ["git", "init", "-q"],
+        ["dvc", "init", "-q"],
+        ["dvc", "config", "core.analytics", "false"],
+        ["git", "add", "-A"],
+        ["git", "commit", "-q", "-m", "tiny pipeline"],
+    ):
+        run(command, folder, env)
+    return folder
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_two_queued_experiments_land_as_two_mlflow_runs(tmp_path):
+    env = make_env()
+    repo = make_repo(tmp_path / "repo", env, epochs=1)
+    for units in (8, 12):
+        run(["dvc", "exp", "run", "--queue", "-S", f"train.units={units}"], repo, env)
+    run(["dvc", "queue", "start", "-j", "2"], repo, env)
+    deadline = time.monotonic() + 400
+    while time.monotonic() < deadline:
+        status = run(["dvc", "queue", "status"], repo, env).stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(3)
+    assert status.count("Success") == 2, status
+    client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("tiny")
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(r.data.params["train.units"] for r in runs) == ["12", "8"]
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert all("heldout_bits_per_char" in r.data.metrics for r in runs)
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], repo, env).stdout)
+    assert len(json.dumps(shown)) > 0
+
+
+@pytest.fixture
+def mlflow_server(tmp_path) -> Iterator[str]:
+    port = free_port()
+    store = tmp_path / "server"
+    store.mkdir()
+    env = make_env()
+    server = subprocess.Popen(
+        [
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{store / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(store / "artifacts"),
+            "--workers",
+            "1",
+        ],
+        cwd=store,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2):
+                    break
+            except OSError:
+                assert server.poll() is None, "mlflow server exited"
+                assert time.monotonic() < deadline, "mlflow server did not start"
+                time.sleep(1)
+        yield url
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
+
+
+def rest(url: str, path: str, body: dict | None = None) -> dict:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        f"{url}/api/2.0/mlflow/{path}", data=data, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
+
+
+def test_the_pipeline_logs_to_a_tracking_server(tmp_path, mlflow_server):
+    env = make_env() | {"MLFLOW_TRACKING_URI": mlflow_server}
+    repo = make_repo(tmp_path / "repo", env)
+    run(["dvc", "repro"], repo, env)
+    assert not (repo / "mlflow.db").exists()  # nothing fell back to the local store
+
+    experiment = rest(mlflow_server, "experiments/get-by-name?experiment_name=tiny")["experiment"]
+    runs = rest(mlflow_server, "runs/search", {"experiment_ids": [experiment["experiment_id"]]})
+    (found,) = runs["runs"]
+    params = {p["key"]: p["value"] for p in found["data"]["params"]}
+    metrics = {m["key"]: m["value"] for m in found["data"]["metrics"]}
+    assert params["train.units"] == "16"
+    assert metrics["heldout_bits_per_char"] > 0
+    model = rest(mlflow_server, "registered-models/get?name=tiny-model")["registered_model"]
+    assert model["latest_versions"][0]["run_id"] == found["info"]["run_id"]
+    artifacts = rest(mlflow_server, f"artifacts/list?run_id={found['info']['run_id']}")
+    assert {"evaluation", "plots", "validation"} <= {f["path"] for f in artifacts["files"]}
+
+
+def test_push_to_a_local_remote_and_pull_into_a_fresh_clone(tmp_path):
+    env = make_env()
+    repo = make_repo(tmp_path / "repo", env)
+    remote = tmp_path / "remote"
+    run(["dvc", "remote", "add", "-d", "shared", str(remote)], repo, env)
+    run(["dvc", "repro"], repo, env)
+    run(["git", "add", "-A"], repo, env)
+    run(["git", "commit", "-q", "-m", "reproduced"], repo, env)
+    run(["dvc", "push"], repo, env)
+    assert any(remote.rglob("*")), "nothing was pushed"
+
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(repo), str(clone)], tmp_path, env)
+    assert not (clone / "models/model.keras").exists()
+    run(["dvc", "pull"], clone, env)
+    for output in ("data/raw/corpus.txt", "data/encoded/train_ids.npy", "models/model.keras"):
+        assert (clone / output).is_file(), output
+    result = run(["dvc", "repro"], clone, env)
+    assert "Data and pipelines are up to date." in result.stdout

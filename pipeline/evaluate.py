@@ -69,8 +69,22 @@ def render_samples(samples: dict[float, list[str]], prompts: list[str]) -> str:
     for temperature, texts in samples.items():
         lines += [f"## {temperature_label(temperature)}", ""]
         for number, (prompt, text) in enumerate(zip(prompts, texts, strict=True), 1):
-            lines += [f"### Sample {number}", "", "Prompt:", "", "```text", prompt, "```", "",
-                      "Continuation:", "", "```text", text, "```", ""]
+            lines += [
+                f"### Sample {number}",
+                "",
+                "Prompt:",
+                "",
+                "```text",
+                prompt,
+                "```",
+                "",
+                "Continuation:",
+                "",
+                "```text",
+                text,
+                "```",
+                "",
+            ]
     return "\n".join(lines)
 
 
@@ -111,8 +125,11 @@ def evaluate_sampling(
         settings = SamplingSettings(temperature=temperature, seed=params.seed)
         samples[temperature] = sampler.generate(prompts, params.sample_length, settings)
         rows[temperature] = sample_metrics(samples[temperature], **reference)  # type: ignore[arg-type]
-        log.info("%s: %s", temperature_label(temperature),
-                 ", ".join(f"{k} {v:.3f}" for k, v in rows[temperature].items()))
+        log.info(
+            "%s: %s",
+            temperature_label(temperature),
+            ", ".join(f"{k} {v:.3f}" for k, v in rows[temperature].items()),
+        )
     return prompts, samples, rows
 
 
@@ -125,8 +142,10 @@ def main() -> None:
     sampler = make_sampler(model, data.vocabulary)
     prompts, samples, rows = evaluate_sampling(sampler, data, params.evaluate)
 
-    metrics = {"heldout": heldout,
-               "sampling": {temperature_label(t): row for t, row in rows.items()}}
+    metrics = {
+        "heldout": heldout,
+        "sampling": {temperature_label(t): row for t, row in rows.items()},
+    }
     files.write_json(REPORTS_DIR / "metrics.json", metrics)
     files.write_text(REPORTS_DIR / "sampling.csv", sampling_csv(rows))
     files.write_text(REPORTS_DIR / "samples.md", render_samples(samples, prompts))

@@ -55,8 +55,12 @@ def filter_logits(logits: tf.Tensor, top_k: tf.Tensor, top_p: tf.Tensor) -> tf.T
 
 
 def choose_next(
-    logits: tf.Tensor, step: tf.Tensor, temperature: tf.Tensor, top_k: tf.Tensor,
-    top_p: tf.Tensor, seed: tf.Tensor,
+    logits: tf.Tensor,
+    step: tf.Tensor,
+    temperature: tf.Tensor,
+    top_k: tf.Tensor,
+    top_p: tf.Tensor,
+    seed: tf.Tensor,
 ) -> tf.Tensor:
     """Next id per row, `(batch,)`: argmax when temperature is 0, else a seeded filtered draw."""
     if temperature > 0:
@@ -108,8 +112,14 @@ class Sampler:
         return np.array([self.index[char] for char in prompt], dtype=np.int32)
 
     def _sample_ids(
-        self, state: Any, first_step: tf.Tensor, length: tf.Tensor, temperature: tf.Tensor,
-        top_k: tf.Tensor, top_p: tf.Tensor, seed: tf.Tensor,
+        self,
+        state: Any,
+        first_step: tf.Tensor,
+        length: tf.Tensor,
+        temperature: tf.Tensor,
+        top_k: tf.Tensor,
+        top_p: tf.Tensor,
+        seed: tf.Tensor,
     ) -> tuple[tf.Tensor, Any]:
         """`length` more ids per row, `(batch, length)`, plus the state to continue from."""
         output = tf.TensorArray(tf.int32, size=length)
@@ -132,8 +142,10 @@ class Sampler:
         state = self._prime_fn(tf.constant(np.stack(encoded)))
         chunk = chunk or length
         sampling = (
-            tf.constant(settings.temperature, tf.float32), tf.constant(settings.top_k, tf.int32),
-            tf.constant(settings.top_p, tf.float32), tf.constant(settings.seed, tf.int64),
+            tf.constant(settings.temperature, tf.float32),
+            tf.constant(settings.top_k, tf.int32),
+            tf.constant(settings.top_p, tf.float32),
+            tf.constant(settings.seed, tf.int64),
         )
         for start in range(0, length, chunk):
             size = tf.constant(min(chunk, length - start), tf.int32)

@@ -90,8 +90,11 @@ def jensen_shannon(p: dict[str, float], q: dict[str, float]) -> float:
 
 
 def sample_metrics(
-    samples: Sequence[str], training_text: str, training_words: set[str],
-    training_8grams: set[str], validation_bigrams: dict[str, float],
+    samples: Sequence[str],
+    training_text: str,
+    training_words: set[str],
+    training_8grams: set[str],
+    validation_bigrams: dict[str, float],
 ) -> dict[str, float]:
     """Every sampling metric for one temperature's samples."""
     return {

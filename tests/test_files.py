@@ -55,5 +55,3 @@ def test_atomic_directory_keeps_the_old_folder_when_the_build_fails(tmp_path):
         raise RuntimeError("crash")
     assert [path.name for path in destination.iterdir()] == ["old"]
     assert [path.name for path in tmp_path.iterdir()] == ["validation"]
-
-

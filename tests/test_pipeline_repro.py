@@ -59,8 +59,18 @@ def repo(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     for command in (
         ["git", "init", "-q"],
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty",
-         "-m", "empty"],
+        [
+            "git",
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "empty",
+        ],
         ["dvc", "init", "-q"],
         ["dvc", "config", "core.analytics", "false"],
         ["dvc", "repro"],
@@ -72,12 +82,23 @@ def repo(tmp_path_factory) -> tuple[Path, dict[str, str]]:
 def test_every_output_exists(repo):
     path, _ = repo
     for output in (
-        "data/raw/corpus.txt", "data/raw/source.json", "data/clean/corpus.txt",
-        "reports/clean.json", "reports/validation.json", "reports/validation/index.html",
-        "data/encoded/vocab.json", "data/encoded/train_ids.npy", "data/encoded/val_ids.npy",
-        "data/encoded/windows.json", "models/model.keras", "models/run.json",
-        "reports/train_history.csv", "reports/metrics.json", "reports/samples.md",
-        "reports/sampling.csv", "dvc.lock",
+        "data/raw/corpus.txt",
+        "data/raw/source.json",
+        "data/clean/corpus.txt",
+        "reports/clean.json",
+        "reports/validation.json",
+        "reports/validation/index.html",
+        "data/encoded/vocab.json",
+        "data/encoded/train_ids.npy",
+        "data/encoded/val_ids.npy",
+        "data/encoded/windows.json",
+        "models/model.keras",
+        "models/run.json",
+        "reports/train_history.csv",
+        "reports/metrics.json",
+        "reports/samples.md",
+        "reports/sampling.csv",
+        "dvc.lock",
     ):
         assert (path / output).is_file(), output
     assert json.loads((path / "data/raw/source.json").read_text())["name"] == "local"

@@ -68,13 +68,23 @@ def test_jensen_shannon_bounds():
 def test_sample_metrics_has_every_key():
     training = "fair is foul and foul is fair"
     metrics = sample_metrics(
-        ["fair is foul"], training, set(words(training)), set(ngrams(training, 8)),
+        ["fair is foul"],
+        training,
+        set(words(training)),
+        set(ngrams(training, 8)),
         bigram_distribution(training),
     )
     assert metrics["known_word_share"] == 1.0
     assert metrics["longest_copied"] == len("fair is foul")
     assert metrics["copied_8gram_share"] == 1.0
     assert set(metrics) == {
-        "distinct_1", "distinct_2", "distinct_3", "distinct_char_4", "known_word_share",
-        "longest_copied", "copied_8gram_share", "repeated_4gram_share", "bigram_js_divergence",
+        "distinct_1",
+        "distinct_2",
+        "distinct_3",
+        "distinct_char_4",
+        "known_word_share",
+        "longest_copied",
+        "copied_8gram_share",
+        "repeated_4gram_share",
+        "bigram_js_divergence",
     }

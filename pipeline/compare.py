@@ -60,7 +60,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def fetch_runs(experiment: str, last: int, uri: str) -> pd.DataFrame:
     """The newest `last` runs of `experiment`, newest first, as a DataFrame (see runs_to_frame)."""
-    local_file = uri.removeprefix("sqlite:///") if uri.startswith("sqlite:///") else None
+    local_file = (
+        uri.removeprefix("sqlite:///").split("?")[0] if uri.startswith("sqlite:///") else None
+    )
     if local_file is not None and not Path(local_file).is_file():
         # Opening a missing SQLite store would create an empty one; say what to do instead.
         raise PipelineError(

@@ -1,7 +1,11 @@
 """Encoded data on disk -> streaming `tf.data` pipelines for training and evaluation.
 
-Windows are cut on the fly: each batch gathers `seq_len + 1` ids per window start from the id
-array held once in memory, so no window, and no one-hot tensor, is ever materialised up front.
+Windows are cut on the fly: each batch gathers `span` ids per window start from the id array held
+once in memory, so no window, and no one-hot tensor, is ever materialised up front.
+
+Training order is a pure function of `(seed, epoch)`: epoch `e` visits the window starts in the
+permutation `stateless_shuffle(starts, seed=(seed, e))`. A run resumed at epoch `e` therefore
+sees exactly the batches an uninterrupted run would have seen from epoch `e` on.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline import files
-from pipeline.config import ENCODED_DIR
+from pipeline.config import ENCODED_DIR, TrainParams
 from pipeline.encode import WindowSpec, window_starts
 from pipeline.errors import PipelineError
 
@@ -40,46 +44,153 @@ def load_encoded(folder: Path = ENCODED_DIR) -> EncodedData:
     return EncodedData(vocabulary, train_ids, val_ids, spec)
 
 
-def _gather_windows(
-    ids: np.ndarray, starts: np.ndarray, span: int, batch_size: int, shuffle: bool, seed: int,
-    drop_remainder: bool,
+def count_steps(windows: int, batch_size: int, steps_per_epoch: int = 0) -> int:
+    """Full batches in one pass over `windows` (at least 1), capped by `steps_per_epoch` if > 0."""
+    steps = max(1, windows // batch_size)
+    return min(steps, steps_per_epoch) if steps_per_epoch else steps
+
+
+def shuffled_batches(
+    starts: np.ndarray, batch_size: int, seed: int, first_epoch: int, steps_per_epoch: int
 ) -> tf.data.Dataset:
+    """An endless stream of `(batch,)` start offsets: `steps_per_epoch` batches per epoch.
+
+    Epoch `e` takes the first batches of its own seeded permutation, so the stream that starts
+    at `first_epoch` equals the tail of the stream that starts at 0.
+    """
+    starts_tensor = tf.constant(starts)
+    drop_remainder = len(starts) >= batch_size  # a tiny corpus still gives one (short) batch
+
+    def epoch_batches(epoch: tf.Tensor) -> tf.data.Dataset:
+        order = tf.random.experimental.stateless_shuffle(
+            starts_tensor, seed=tf.stack([tf.constant(seed, tf.int64), epoch])
+        )
+        batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size, drop_remainder)
+        return batches.take(steps_per_epoch)
+
+    return tf.data.Dataset.counter(first_epoch).flat_map(epoch_batches)
+
+
+def _gather_windows(ids: np.ndarray, start_batches: tf.data.Dataset, span: int) -> tf.data.Dataset:
     """Batches of `(batch, span)` int32 windows `ids[s : s + span]`, one per start offset."""
-    if len(starts) == 0:
-        raise PipelineError(f"no window of {span} characters fits in {len(ids)} characters")
     ids_tensor = tf.constant(ids)  # stays uint8: 1 byte per character
     offsets = tf.range(span, dtype=tf.int64)
-    dataset = tf.data.Dataset.from_tensor_slices(starts)
-    if shuffle:
-        dataset = dataset.shuffle(len(starts), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder and len(starts) >= batch_size)
 
     def gather(batch_starts: tf.Tensor) -> tf.Tensor:
         windows = tf.gather(ids_tensor, batch_starts[:, None] + offsets[None, :])
         return tf.cast(windows, tf.int32)  # (batch, span)
 
-    return dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+    return start_batches.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _window_batches(
+    ids: np.ndarray,
+    starts: np.ndarray,
+    span: int,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    first_epoch: int,
+    steps_per_epoch: int,
+) -> tf.data.Dataset:
+    if len(starts) == 0:
+        raise PipelineError(f"no window of {span} characters fits in {len(ids)} characters")
+    if shuffle:
+        steps = count_steps(len(starts), batch_size, steps_per_epoch)
+        start_batches = shuffled_batches(starts, batch_size, seed, first_epoch, steps)
+    else:  # one ordered pass, last batch possibly short: every window counts exactly once
+        start_batches = tf.data.Dataset.from_tensor_slices(starts).batch(batch_size)
+    return _gather_windows(ids, start_batches, span)
 
 
 def sequence_dataset(
-    ids: np.ndarray, seq_len: int, stride: int, batch_size: int, *, shuffle: bool, seed: int = 0
+    ids: np.ndarray,
+    seq_len: int,
+    stride: int,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    seed: int = 0,
+    first_epoch: int = 0,
+    steps_per_epoch: int = 0,
 ) -> tf.data.Dataset:
-    """`(inputs, targets)` of shape `(batch, seq_len)`: targets are inputs shifted by one."""
+    """`(inputs, targets)` of shape `(batch, seq_len)`: targets are inputs shifted by one.
+
+    `shuffle=True` gives the endless training stream (see `shuffled_batches`); `False` one
+    ordered pass for validation.
+    """
     starts = window_starts(len(ids), seq_len, stride)
-    windows = _gather_windows(ids, starts, seq_len + 1, batch_size, shuffle, seed, shuffle)
+    windows = _window_batches(
+        ids, starts, seq_len + 1, batch_size, shuffle, seed, first_epoch, steps_per_epoch
+    )
     return windows.map(lambda w: (w[:, :-1], w[:, 1:])).prefetch(tf.data.AUTOTUNE)
 
 
 def tutorial_dataset(
-    ids: np.ndarray, vocab_size: int, batch_size: int, *, shuffle: bool, seed: int = 0,
+    ids: np.ndarray,
+    vocab_size: int,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    seed: int = 0,
     stride: int = 1,
+    first_epoch: int = 0,
+    steps_per_epoch: int = 0,
 ) -> tf.data.Dataset:
     """The tutorial's formulation: 50 ids scaled to floats `(batch, 50, 1)` -> the next id."""
     starts = window_starts(len(ids), TUTORIAL_WINDOW, stride)
-    windows = _gather_windows(ids, starts, TUTORIAL_WINDOW + 1, batch_size, shuffle, seed, shuffle)
+    windows = _window_batches(
+        ids, starts, TUTORIAL_WINDOW + 1, batch_size, shuffle, seed, first_epoch, steps_per_epoch
+    )
 
     def split(w: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         inputs = tf.cast(w[:, :-1, None], tf.float32) / float(vocab_size)
         return inputs, w[:, -1]
 
     return windows.map(split).prefetch(tf.data.AUTOTUNE)
+
+
+def training_dataset(
+    data: EncodedData, params: TrainParams, first_epoch: int = 0
+) -> tuple[tf.data.Dataset, int]:
+    """The endless training stream for `params.architecture`, and its steps per epoch."""
+    batch, seed, steps = params.batch_size, params.seed, params.steps_per_epoch
+    if params.architecture == "tutorial":
+        windows = len(window_starts(len(data.train_ids), TUTORIAL_WINDOW, 1))
+        dataset = tutorial_dataset(
+            data.train_ids,
+            len(data.vocabulary),
+            batch,
+            shuffle=True,
+            seed=seed,
+            first_epoch=first_epoch,
+            steps_per_epoch=steps,
+        )
+    else:
+        seq_len, stride = data.spec.seq_len, data.spec.stride
+        windows = len(window_starts(len(data.train_ids), seq_len, stride))
+        dataset = sequence_dataset(
+            data.train_ids,
+            seq_len,
+            stride,
+            batch,
+            shuffle=True,
+            seed=seed,
+            first_epoch=first_epoch,
+            steps_per_epoch=steps,
+        )
+    return dataset, count_steps(windows, batch, steps)
+
+
+def validation_dataset(data: EncodedData, architecture: str, batch_size: int) -> tf.data.Dataset:
+    """One ordered pass over the held-out text, shaped for `architecture`.
+
+    Train (validation loss) and evaluate (held-out bits per character) both use this, so they
+    measure the same thing: `sequence` scores every character of non-overlapping `seq_len`
+    windows; `tutorial` scores every character from position 50 on, each after its 50
+    predecessors.
+    """
+    if architecture == "tutorial":
+        return tutorial_dataset(data.val_ids, len(data.vocabulary), batch_size, shuffle=False)
+    seq_len = data.spec.seq_len
+    return sequence_dataset(data.val_ids, seq_len, seq_len, batch_size, shuffle=False)

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pypi_simple
 import requests
@@ -47,6 +47,7 @@ from pipeline.config import (
 )
 from pipeline.errors import DownloadError
 from pipeline.files import write_bytes, write_json
+from pipeline.urls import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -88,13 +89,6 @@ def describe_source(source: Source) -> str:
     else:
         where = source.path
     return f"{source.name} ({source.kind} {where})"
-
-
-def redact_url(url: str) -> str:
-    """Hide any `user:password@` in an index URL before it is logged or written to git."""
-    parts = urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]
-    return url if host == parts.netloc else urlunsplit(parts._replace(netloc=f"***@{host}"))
 
 
 def choose_index_url(env: Mapping[str, str], pip_config_text: str) -> str:

@@ -49,17 +49,40 @@ def build_tutorial_model(vocab_size: int, window: int, params: TrainParams) -> k
     return keras.Model(scaled, logits, name="charlstm_tutorial")
 
 
-def compile_model(model: keras.Model, params: TrainParams, steps_per_epoch: int) -> None:
-    """Adam with cosine decay over the planned steps and gradient-norm clipping."""
-    schedule = keras.optimizers.schedules.CosineDecay(
+def architecture_of(model: keras.Model) -> str:
+    """`"tutorial"` for a model that reads `(batch, window, 1)` scaled floats, else `"sequence"`."""
+    return "tutorial" if len(model.input_shape) == 3 else "sequence"
+
+
+def learning_rate(
+    params: TrainParams, steps_per_epoch: int
+) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """`constant`, or `cosine`: decay over every planned step down to a tenth of the start."""
+    if params.lr_schedule == "constant":
+        return params.learning_rate
+    return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=params.learning_rate,
         decay_steps=max(1, steps_per_epoch * params.epochs),
         alpha=0.1,
     )
-    optimizer = keras.optimizers.Adam(learning_rate=schedule, clipnorm=params.clipnorm)
+
+
+def compile_model(
+    model: keras.Model, params: TrainParams, steps_per_epoch: int, jit_compile: bool = False
+) -> None:
+    """Adam with the configured schedule and gradient-norm clipping.
+
+    Under a `mixed_float16` policy Keras wraps the optimiser in a `LossScaleOptimizer`, so small
+    float16 gradients do not underflow; `mixed_bfloat16` needs no loss scaling. XLA is off by
+    default: on the CPU it made the LSTM slower (see `bench/train_throughput.py`).
+    """
+    optimizer = keras.optimizers.Adam(
+        learning_rate=learning_rate(params, steps_per_epoch), clipnorm=params.clipnorm
+    )
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=jit_compile,
     )
 
 

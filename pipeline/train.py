@@ -3,7 +3,12 @@
 Reads `data/encoded/` and the `train` and `mlflow` params; writes `models/model.keras` (best
 weights by validation loss), `models/run.json` (the MLflow run that evaluate continues) and
 `reports/train_history.csv` (per-epoch losses, a `dvc plots` source).
-Run with `python -m pipeline.train`; it uses a GPU when TensorFlow sees one.
+Run with `python -m pipeline.train`.
+
+It uses a GPU when TensorFlow sees one (mixed precision by `train.precision`), several devices or
+machines by `train.distribution` (see `pipeline/distribute.py`), and checkpoints every epoch: a
+run stopped by SIGTERM, SIGINT or a crash continues from its last finished epoch when re-run
+(see `pipeline/checkpoints.py`). Its MLflow run ends KILLED or FAILED, never stays RUNNING.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ import io
 import logging
 import math
 import sys
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import keras
 import mlflow
@@ -22,18 +29,22 @@ import tensorflow as tf
 from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 
-from pipeline import files, tracking
+from pipeline import checkpoints, distribute, files, tracking
+from pipeline.checkpoints import CHECKPOINT_DIR, Checkpoint
 from pipeline.cli import run_stage
-from pipeline.config import MODELS_DIR, REPORTS_DIR, TrainParams, load_params
-from pipeline.data import (
-    TUTORIAL_WINDOW,
-    EncodedData,
-    load_encoded,
-    sequence_dataset,
-    tutorial_dataset,
+from pipeline.config import (
+    ENCODED_DIR,
+    MODELS_DIR,
+    REPORTS_DIR,
+    Params,
+    TrainParams,
+    load_params,
 )
+from pipeline.data import TUTORIAL_WINDOW, EncodedData, load_encoded, training_dataset
+from pipeline.data import validation_dataset as make_validation_dataset
 from pipeline.errors import PipelineError
 from pipeline.model import build_sequence_model, build_tutorial_model, compile_model
+from pipeline.serving import log_generator
 
 log = logging.getLogger(__name__)
 
@@ -43,44 +54,65 @@ HISTORY_PATH = REPORTS_DIR / "train_history.csv"
 
 @dataclass(frozen=True)
 class Hardware:
-    device: str  # "GPU:0 (name)" or "CPU"
+    device: str  # "GPU x1 (name)" or "CPU"
     precision: str  # a Keras dtype policy name
+
+
+def choose_precision(requested: str, compute_capabilities: list[tuple[int, int]]) -> str:
+    """Resolve `auto`: bfloat16 where every GPU has it natively (Ampere, 8.0, and later), float16
+    on Volta/Turing tensor cores (7.x), else float32. On the CPU `auto` stays float32: only CPUs
+    with AVX512-BF16 or AMX gain from `mixed_bfloat16` (see bench/train_throughput.py), the
+    others emulate it slowly; set it explicitly where it pays."""
+    if requested != "auto":
+        return requested
+    if not compute_capabilities:
+        return "float32"
+    oldest = min(compute_capabilities)
+    if oldest >= (8, 0):
+        return "mixed_bfloat16"
+    return "mixed_float16" if oldest >= (7, 0) else "float32"
 
 
 def detect_hardware(requested_precision: str) -> Hardware:
     gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        details = tf.config.experimental.get_device_details(gpus[0])
-        device = f"GPU x{len(gpus)} ({details.get('device_name', 'unknown')})"
-    else:
-        device = "CPU"
-    precision = requested_precision
-    if precision == "auto":
-        precision = "mixed_float16" if gpus else "float32"
-    return Hardware(device, precision)
-
-
-def make_datasets(
-    data: EncodedData, params: TrainParams
-) -> tuple[tf.data.Dataset, tf.data.Dataset, int]:
-    """Training and validation pipelines, and the training steps per epoch."""
-    seq_len, stride = data.spec.seq_len, data.spec.stride
-    if params.architecture == "tutorial":
-        vocab = len(data.vocabulary)
-        train = tutorial_dataset(data.train_ids, vocab, params.batch_size, shuffle=True,
-                                 seed=params.seed)
-        val = tutorial_dataset(data.val_ids, vocab, params.batch_size, shuffle=False)
-    else:
-        train = sequence_dataset(data.train_ids, seq_len, stride, params.batch_size,
-                                 shuffle=True, seed=params.seed)
-        val = sequence_dataset(data.val_ids, seq_len, seq_len, params.batch_size, shuffle=False)
-    return train, val, int(train.cardinality().numpy())
+    details = [tf.config.experimental.get_device_details(gpu) for gpu in gpus]
+    device = f"GPU x{len(gpus)} ({details[0].get('device_name', 'unknown')})" if gpus else "CPU"
+    capabilities = [tuple(d.get("compute_capability") or (0, 0)) for d in details]
+    return Hardware(device, choose_precision(requested_precision, capabilities))
 
 
 def build_model(vocab_size: int, params: TrainParams) -> keras.Model:
     if params.architecture == "tutorial":
         return build_tutorial_model(vocab_size, TUTORIAL_WINDOW, params)
     return build_sequence_model(vocab_size, params)
+
+
+def create_model(
+    vocab_size: int, params: TrainParams, steps_per_epoch: int, strategy: tf.distribute.Strategy
+) -> keras.Model:
+    """Build and compile under the strategy's scope, so every variable lives on every replica."""
+    with strategy.scope():
+        model = build_model(vocab_size, params)
+        compile_model(model, params, steps_per_epoch)
+        distribute.clip_summed_gradients(model.optimizer)
+    distribute.prepare_model(model, strategy)
+    return model
+
+
+def make_datasets(
+    data: EncodedData, params: TrainParams, strategy: tf.distribute.Strategy, first_epoch: int
+) -> tuple[tf.data.Dataset, tf.data.Dataset, int]:
+    """Training stream (from `first_epoch` on), validation pass, and training steps per epoch."""
+    _, steps = training_dataset(data, params, first_epoch)
+    train = distribute.distribute_dataset(
+        strategy, lambda: training_dataset(data, params, first_epoch)[0], params.batch_size
+    )
+    val = distribute.distribute_dataset(
+        strategy,
+        lambda: make_validation_dataset(data, params.architecture, params.batch_size),
+        params.batch_size,
+    )
+    return train, val, steps
 
 
 def model_signature(model: keras.Model) -> ModelSignature:
@@ -113,59 +145,186 @@ def check_finite(history: dict[str, list[float]]) -> None:
 
 
 def fit_model(
-    model: keras.Model, train: tf.data.Dataset, val: tf.data.Dataset, params: TrainParams
+    model: keras.Model,
+    data: EncodedData,
+    params: TrainParams,
+    strategy: tf.distribute.Strategy,
+    state: checkpoints.EpochCheckpoint,
+    resume: Checkpoint | None,
+    extra_callbacks: list[keras.callbacks.Callback],
 ) -> dict[str, list[float]]:
-    callbacks = [
-        keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=params.patience, restore_best_weights=True
-        ),
-        keras.callbacks.TerminateOnNaN(),
-        mlflow.keras.MlflowCallback(),
-    ]
-    verbose = 1 if sys.stderr.isatty() else 2
-    # shuffle=False: the tf.data pipeline already reshuffles its windows every epoch.
-    fitted = model.fit(
-        train, validation_data=val, epochs=params.epochs, callbacks=callbacks, verbose=verbose,
-        shuffle=False,
+    """Fit from the checkpoint (if any) to the end; return the whole run's per-epoch history."""
+    first_epoch = resume.epoch if resume else 0
+    train, val, steps = make_datasets(data, params, strategy, first_epoch)
+    callbacks = [state.early_stopping, keras.callbacks.TerminateOnNaN(), state, *extra_callbacks]
+    verbose = 1 if sys.stderr.isatty() else 2  # a progress bar on a terminal, else one line/epoch
+    with strategy.scope():  # see distribute.prepare_model
+        model.fit(
+            train,
+            validation_data=val,
+            epochs=params.epochs,
+            steps_per_epoch=steps,
+            initial_epoch=params.epochs if resume and resume.stopped else first_epoch,
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,  # the stream is already shuffled, per epoch (see pipeline/data.py)
+        )
+    check_finite(state.history)
+    return state.history
+
+
+def log_summary(model: keras.Model, hardware: Hardware, strategy: tf.distribute.Strategy) -> None:
+    lines: list[str] = []
+    model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line))
+    log.info("%s", "\n".join(lines))
+    log.info(
+        "%s: %d parameters on %s (%s), %s, %s",
+        model.name,
+        model.count_params(),
+        hardware.device,
+        hardware.precision,
+        distribute.describe_strategy(strategy),
+        distribute.task_description(),
     )
-    history = {key: [float(v) for v in values] for key, values in fitted.history.items()}
-    check_finite(history)
-    return history
+
+
+def save_outputs(
+    params: Params, model: keras.Model, history: dict[str, list[float]], run: mlflow.ActiveRun
+) -> None:
+    """Write the model, history and run record, and log them to the open MLflow run."""
+    best_epoch = int(np.argmin(history["val_loss"])) + 1
+    mlflow.log_metrics(
+        {
+            "best_val_loss": min(history["val_loss"]),
+            "best_epoch": best_epoch,
+            "epochs_run": len(history["val_loss"]),
+        }
+    )
+    with files.atomic_path(MODEL_PATH, suffix=".keras") as temporary:
+        model.save(temporary)
+    files.write_text(HISTORY_PATH, history_csv(history))
+    mlflow.log_artifact(str(HISTORY_PATH), artifact_path="plots")
+    mlflow.log_artifacts(str(REPORTS_DIR / "validation"), artifact_path="validation/docs")
+    mlflow.log_artifact(str(REPORTS_DIR / "validation.json"), artifact_path="validation")
+    mlflow.keras.log_model(
+        model,
+        name="model",
+        signature=model_signature(model),
+        registered_model_name=params.mlflow.registered_model,
+    )
+    # The servable generator (model + vocabulary + sampler) for `mlflow models serve`.
+    log_generator(
+        MODEL_PATH, ENCODED_DIR / "vocab.json", f"{params.mlflow.registered_model}-generator"
+    )
+    tracking.record_run(run)
+    log.info(
+        "best val_loss %.4f at epoch %d of %d",
+        min(history["val_loss"]),
+        best_epoch,
+        len(history["val_loss"]),
+    )
+
+
+def run_tags(
+    hardware: Hardware, strategy: tf.distribute.Strategy, resume: Checkpoint | None
+) -> dict[str, str]:
+    tags = {
+        "device": hardware.device,
+        "precision": hardware.precision,
+        "distribution": distribute.describe_strategy(strategy),
+    }
+    if resume:
+        tags |= {"resumed_from_epoch": str(resume.epoch), "resumed_from_run": resume.run_id or ""}
+    return tags
+
+
+def train_as_chief(
+    params: Params,
+    model: keras.Model,
+    data: EncodedData,
+    strategy: tf.distribute.Strategy,
+    state: checkpoints.EpochCheckpoint,
+    resume: Checkpoint | None,
+    tags: dict[str, str],
+) -> None:
+    """Train inside an MLflow run, write every output, then drop the no longer needed checkpoint."""
+    with tracking.training_run(params, tags) as run:
+        state.run_id = run.info.run_id
+        mlflow.log_param("model.parameters", model.count_params())
+        if resume:
+            log.info("resuming after epoch %d of run %s", resume.epoch, resume.run_id)
+            tracking.log_history(resume.history)  # this run then holds the whole curve
+        try:
+            history = fit_model(
+                model, data, params.train, strategy, state, resume, [mlflow.keras.MlflowCallback()]
+            )
+        except checkpoints.Interrupted as stop:
+            mlflow.set_tags(
+                {"interrupted_by": stop.signal_name, "checkpoint_epoch": str(state.epochs_done)}
+            )
+            log.warning(
+                "%s after epoch %d: re-run to resume from %s",
+                stop.signal_name,
+                state.epochs_done,
+                CHECKPOINT_DIR,
+            )
+            raise
+        save_outputs(params, model, history, run)
+    checkpoints.remove_checkpoint(CHECKPOINT_DIR)
+
+
+def train_as_worker(
+    model: keras.Model,
+    data: EncodedData,
+    params: TrainParams,
+    strategy: tf.distribute.Strategy,
+    state: checkpoints.EpochCheckpoint,
+    resume: Checkpoint | None,
+    scratch: Path,
+) -> None:
+    """A non-chief worker: the same steps (collectives need every worker); outputs to scratch."""
+    fit_model(model, data, params, strategy, state, resume, [])
+    model.save(scratch / "model.keras")
+
+
+def restore_training_state(
+    model: keras.Model, strategy: tf.distribute.Strategy, resume: Checkpoint | None, patience: int
+) -> checkpoints.ResumableEarlyStopping:
+    """Load a checkpoint into `model` (in the strategy's scope, so the optimiser's slots are
+    created on every replica); return early stopping, carrying on the checkpoint's counters."""
+    if resume is None:
+        return checkpoints.ResumableEarlyStopping(patience)
+    with strategy.scope():
+        best_weights = checkpoints.restore_model_state(model, resume)
+    return checkpoints.ResumableEarlyStopping(patience, resume.early_stopping, best_weights)
 
 
 def main() -> None:
     params = load_params()
-    train_params = params.train
-    keras.utils.set_random_seed(train_params.seed)
-    hardware = detect_hardware(train_params.precision)
+    settings = params.train
+    strategy = distribute.create_strategy(settings.distribution)  # before any other TF op
+    hardware = detect_hardware(settings.precision)
     keras.mixed_precision.set_global_policy(hardware.precision)
+    keras.utils.set_random_seed(settings.seed)
     data = load_encoded()
-    train, val, steps = make_datasets(data, train_params)
-    model = build_model(len(data.vocabulary), train_params)
-    compile_model(model, train_params, steps)
-    log.info("%s on %s (%s), %d steps per epoch", model.name, hardware.device,
-             hardware.precision, steps)
-
-    with tracking.start_training_run(params) as run:
-        mlflow.set_tags({"device": hardware.device, "precision": hardware.precision})
-        mlflow.log_param("model.parameters", model.count_params())
-        history = fit_model(model, train, val, train_params)
-        best_epoch = int(np.argmin(history["val_loss"])) + 1
-        mlflow.log_metrics({"best_val_loss": min(history["val_loss"]), "best_epoch": best_epoch,
-                            "epochs_run": len(history["val_loss"])})
-        with files.atomic_path(MODEL_PATH, suffix=".keras") as temporary:
-            model.save(temporary)
-        files.write_text(HISTORY_PATH, history_csv(history))
-        mlflow.log_artifact(str(HISTORY_PATH), artifact_path="plots")
-        mlflow.log_artifacts(str(REPORTS_DIR / "validation"), artifact_path="validation/docs")
-        mlflow.log_artifact(str(REPORTS_DIR / "validation.json"), artifact_path="validation")
-        mlflow.keras.log_model(
-            model, name="model", signature=model_signature(model),
-            registered_model_name=params.mlflow.registered_model,
+    fingerprint = checkpoints.fingerprint(settings, hardware.precision, tracking.hash_folder())
+    resume = checkpoints.find_checkpoint(CHECKPOINT_DIR, fingerprint)
+    _, steps = training_dataset(data, settings)
+    model = create_model(len(data.vocabulary), settings, steps, strategy)
+    early_stopping = restore_training_state(model, strategy, resume, settings.patience)
+    log_summary(model, hardware, strategy)
+    with checkpoints.SignalGuard().installed() as guard, tempfile.TemporaryDirectory() as scratch:
+        chief = distribute.is_chief(strategy)
+        folder = CHECKPOINT_DIR if chief else Path(scratch) / "checkpoint"
+        history = resume.history if resume else {}
+        state = checkpoints.EpochCheckpoint(
+            folder, early_stopping, fingerprint, guard, history=history
         )
-        tracking.record_run(run)
-    log.info("best val_loss %.4f at epoch %d of %d", min(history["val_loss"]), best_epoch,
-             len(history["val_loss"]))
+        if chief:
+            tags = run_tags(hardware, strategy, resume)
+            train_as_chief(params, model, data, strategy, state, resume, tags)
+        else:
+            train_as_worker(model, data, settings, strategy, state, resume, Path(scratch))
 
 
 if __name__ == "__main__":

@@ -293,11 +293,6 @@ def test_train_stops_quickly_and_writes_nothing_when_mlflow_is_unreachable(
     assert project.snapshot() == before  # no model, no run.json, no history
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tracking.start_training_run lets MlflowException escape, so train prints a "
-    "traceback; proposed fix: turn it into a PipelineError naming the tracking URI",
-)
 def test_train_names_the_unreachable_store_in_one_line(
     unreachable_store_run: tuple[subprocess.CompletedProcess[str], float, str, Project, dict],
 ) -> None:

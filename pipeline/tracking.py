@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
+from filelock import FileLock
 from mlflow.entities import RunStatus
 
 from pipeline import files
@@ -77,6 +78,15 @@ def hash_folder(folder: Path = ENCODED_DIR) -> str:
     return digest.hexdigest()
 
 
+def store_creation_lock(uri: str) -> contextlib.AbstractContextManager[object]:
+    """For a SQLite store, a file lock around its first use: two experiments started at once
+    would otherwise both run MLflow's schema migrations ("duplicate column name")."""
+    if not uri.startswith("sqlite:///"):
+        return contextlib.nullcontext()
+    database = Path(uri.removeprefix("sqlite:///").split("?")[0])
+    return FileLock(database.with_name(database.name + ".lock"), timeout=120)
+
+
 def start_training_run(
     params: Params, run_name: str | None = None, tags: dict[str, str] | None = None
 ) -> mlflow.ActiveRun:
@@ -85,7 +95,8 @@ def start_training_run(
     mlflow.set_tracking_uri(uri)
     all_tags = {**git_state(), "data_hash": hash_folder(), "stage": "train", **(tags or {})}
     try:
-        mlflow.set_experiment(params.mlflow.experiment)
+        with store_creation_lock(uri):
+            mlflow.set_experiment(params.mlflow.experiment)
         run = mlflow.start_run(run_name=run_name, tags=all_tags)
         mlflow.log_params(flatten_params(params))
     except mlflow.exceptions.MlflowException as error:

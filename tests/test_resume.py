@@ -19,21 +19,12 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
+from tests.test_pipeline_repro import LINES
+
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINT_STATE = Path("models/.checkpoints/train/state.json")
 EPOCHS = 5
 
-LINES = [
-    "First Witch.",
-    "When shall we three meet again",
-    "In thunder, lightning, or in rain?",
-    "Second Witch.",
-    "When the hurlyburly's done,",
-    "When the battle's lost and won.",
-    "Third Witch.",
-    "That will be ere the set of sun.",
-    "",
-]
 
 pytestmark = pytest.mark.slow
 

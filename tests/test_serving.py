@@ -47,13 +47,12 @@ def store(tmp_path_factory) -> Iterator[str]:
     model.save(folder / "model.keras")
     (folder / "vocab.json").write_text(json.dumps({"chars": VOCABULARY}))
     uri = f"sqlite:///{folder / 'mlflow.db'}"
-    previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(uri)
     experiment = mlflow.create_experiment("serving", (folder / "artifacts").as_uri())
     with mlflow.start_run(experiment_id=experiment):
         log_generator(folder / "model.keras", folder / "vocab.json", NAME)
     yield uri
-    mlflow.set_tracking_uri(previous)
+    mlflow.set_tracking_uri(None)  # back to the default resolution, not a pinned copy of it
 
 
 @pytest.fixture(scope="module")

@@ -237,9 +237,11 @@ def mlflow_store(tmp_path_factory):
     (folder / "data/encoded").mkdir(parents=True)
     (folder / "data/encoded/ids.npy").write_bytes(b"ids")
     previous = os.getcwd()
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{folder / 'mlflow.db'}"
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    os.environ["MLFLOW_TRACKING_URI"] = uri
     os.chdir(folder)
-    yield MlflowClient()
+    # An explicit URI: an earlier test may have left another one set in mlflow's globals.
+    yield MlflowClient(tracking_uri=uri)
     os.chdir(previous)
     del os.environ["MLFLOW_TRACKING_URI"]
     mlflow.set_tracking_uri(None)

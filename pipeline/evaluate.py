@@ -21,10 +21,10 @@ import numpy as np
 from pipeline import files, tracking
 from pipeline.cli import run_stage
 from pipeline.config import REPORTS_DIR, EvaluateParams, load_params
-from pipeline.data import EncodedData, load_encoded, sequence_dataset, tutorial_dataset
+from pipeline.data import EncodedData, load_encoded, validation_dataset
 from pipeline.encode import decode_ids
 from pipeline.errors import PipelineError
-from pipeline.model import load_model
+from pipeline.model import architecture_of, load_model
 from pipeline.sampling import Sampler, SamplingSettings, make_sampler
 from pipeline.text_metrics import bigram_distribution, ngrams, sample_metrics, words
 from pipeline.train import HISTORY_PATH, MODEL_PATH
@@ -38,16 +38,9 @@ GREEDY = 0.0
 
 
 def heldout_metrics(model: keras.Model, data: EncodedData, batch_size: int) -> dict[str, float]:
-    """Mean cross-entropy per validation character, in nats and bits, and perplexity.
-
-    The sequence model scores every character of non-overlapping windows; the tutorial model
-    scores each character after the first 50 once, from the 50 before it (stride-1 windows).
-    """
-    if len(model.input_shape) == 3:  # tutorial: (batch, window, 1) scaled floats
-        val = tutorial_dataset(data.val_ids, len(data.vocabulary), batch_size, shuffle=False)
-    else:
-        seq_len = data.spec.seq_len
-        val = sequence_dataset(data.val_ids, seq_len, seq_len, batch_size, shuffle=False)
+    """Mean cross-entropy per validation character, in nats and bits, and perplexity, over the
+    same held-out pass that train's validation loss uses (`pipeline.data.validation_dataset`)."""
+    val = validation_dataset(data, architecture_of(model), batch_size)
     loss = float(model.evaluate(val, verbose=0))
     return {"loss": loss, "bits_per_char": loss / math.log(2), "perplexity": math.exp(loss)}
 

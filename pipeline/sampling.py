@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline.errors import PipelineError
-from pipeline.model import EMBEDDING, LOGITS, lstm_name
+from pipeline.model import EMBEDDING, LOGITS, architecture_of, lstm_name
 
 
 @dataclass(frozen=True)
@@ -224,6 +224,6 @@ def make_sampler(model: keras.Model, vocabulary: list[str]) -> Sampler:
     names = {layer.name for layer in model.layers}
     if EMBEDDING in names:
         return SequenceSampler(model, vocabulary)
-    if lstm_name(0) in names and len(model.input_shape) == 3:
+    if lstm_name(0) in names and architecture_of(model) == "tutorial":
         return WindowSampler(model, vocabulary)
     raise PipelineError(f"model {model.name!r} is neither a sequence nor a tutorial model")

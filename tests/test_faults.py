@@ -37,9 +37,9 @@ pytestmark = pytest.mark.slow
 DVC_TIMEOUT_S = 300
 
 
-def run_dvc(repo: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+def run_in(repo: Path, command: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["dvc", *arguments],
+        command,
         cwd=repo,
         env=clean_environment(),
         capture_output=True,
@@ -47,6 +47,10 @@ def run_dvc(repo: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
         timeout=DVC_TIMEOUT_S,
         check=False,
     )
+
+
+def run_dvc(repo: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    return run_in(repo, ["dvc", *arguments])
 
 
 @pytest.fixture(scope="module")
@@ -68,15 +72,7 @@ def dvc_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ["dvc", "config", "core.analytics", "false"],
         ["dvc", "repro", "encode"],
     ):
-        result = subprocess.run(
-            command,
-            cwd=repo,
-            env=clean_environment(),
-            capture_output=True,
-            text=True,
-            timeout=DVC_TIMEOUT_S,
-            check=False,
-        )
+        result = run_in(repo, command)
         assert result.returncode == 0, f"{command}:\n{result.stdout}\n{result.stderr}"
     return repo
 

@@ -6,6 +6,10 @@ BIN := $(VENV)/bin
 TF ?= cpu
 STAMP := $(VENV)/.installed-$(TF)
 
+# Every target (and every process it starts: DVC stages, queued-experiment workers, scripts)
+# finds the venv's python, dvc and mlflow first, whether or not a venv is activated.
+export PATH := $(abspath $(BIN)):$(PATH)
+
 export MLFLOW_DISABLE_TELEMETRY := true
 export GX_ANALYTICS_ENABLED := false
 export DVC_NO_ANALYTICS := true

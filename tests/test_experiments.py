@@ -5,8 +5,6 @@ Each test builds a temporary git + DVC repository holding the pipeline and a tin
 
 import json
 import os
-import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -14,44 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from mlflow import MlflowClient
 
-from tests.test_pipeline_repro import LINES, tiny_params
-from tests.test_retrain_report import make_env, run
+from tests.support.project import make_env, make_repo, run
+from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.slow
-
-
-def make_repo(folder: Path, env: dict[str, str], **train: int) -> Path:
-    """A committed repository with the pipeline, tiny params and the tiny corpus."""
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(
-        ROOT / "pipeline", folder / "pipeline", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    for name in ("dvc.yaml", ".gitignore"):
-        shutil.copy(ROOT / name, folder / name)
-    params = tiny_params()
-    params["train"].update(train)
-    (folder / "params.yaml").write_text(yaml.safe_dump(params))
-    (folder / "corpus_source.txt").write_text("\n".join(LINES * 12))
-    for command in (
-        ["git", "init", "-q"],
-        ["dvc", "init", "-q"],
-        ["dvc", "config", "core.analytics", "false"],
-        ["git", "add", "-A"],
-        ["git", "commit", "-q", "-m", "tiny pipeline"],
-    ):
-        run(command, folder, env)
-    return folder
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_two_queued_experiments_land_as_two_mlflow_runs(tmp_path):

@@ -3,7 +3,6 @@
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -11,39 +10,11 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
+from tests.support.project import LINES, run, tiny_params
+
 ROOT = Path(__file__).resolve().parents[1]
 
-LINES = [
-    "First Witch.",
-    "When shall we three meet again",
-    "In thunder, lightning, or in rain?",
-    "Second Witch.",
-    "When the hurlyburly's done,",
-    "When the battle's lost and won.",
-    "Third Witch.",
-    "That will be ere the set of sun.",
-    "",
-]
-
 pytestmark = pytest.mark.slow
-
-
-def tiny_params() -> dict:
-    with (ROOT / "params.yaml").open() as stream:
-        params = yaml.safe_load(stream)
-    params["download"]["sources"] = [{"name": "local", "kind": "file", "path": "corpus_source.txt"}]
-    params["validate"].update(min_chars=2000, min_vocab=10)
-    params["encode"].update(seq_len=20, stride=10, val_fraction=0.2)
-    params["train"].update(embedding_dim=8, units=16, layers=1, epochs=2, batch_size=16, patience=1)
-    params["evaluate"].update(temperatures=[1.0], num_samples=2, sample_length=30, prompt_length=8)
-    params["mlflow"].update(experiment="tiny", registered_model="tiny-model")
-    return params
-
-
-def run(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
-    return result
 
 
 @pytest.fixture(scope="module")

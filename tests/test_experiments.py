@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from tests.support.project import make_env, make_repo, run
+from tests.support.project import clean_environment, make_repo, run
 from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_two_queued_experiments_land_as_two_mlflow_runs(tmp_path):
-    env = make_env()
+    env = clean_environment()
     repo = make_repo(tmp_path / "repo", env, epochs=1)
     for units in (8, 12):
         run(["dvc", "exp", "run", "--queue", "-S", f"train.units={units}"], repo, env)
@@ -50,7 +50,7 @@ def mlflow_server(tmp_path) -> Iterator[str]:
     port = free_port()
     store = tmp_path / "server"
     store.mkdir()
-    env = make_env()
+    env = clean_environment()
     server = subprocess.Popen(
         [
             "mlflow",
@@ -99,7 +99,7 @@ def rest(url: str, path: str, body: dict | None = None) -> dict:
 
 
 def test_the_pipeline_logs_to_a_tracking_server(tmp_path, mlflow_server):
-    env = make_env() | {"MLFLOW_TRACKING_URI": mlflow_server}
+    env = clean_environment() | {"MLFLOW_TRACKING_URI": mlflow_server}
     repo = make_repo(tmp_path / "repo", env)
     run(["dvc", "repro"], repo, env)
     assert not (repo / "mlflow.db").exists()  # nothing fell back to the local store
@@ -118,7 +118,7 @@ def test_the_pipeline_logs_to_a_tracking_server(tmp_path, mlflow_server):
 
 
 def test_push_to_a_local_remote_and_pull_into_a_fresh_clone(tmp_path):
-    env = make_env()
+    env = clean_environment()
     repo = make_repo(tmp_path / "repo", env)
     remote = tmp_path / "remote"
     run(["dvc", "remote", "add", "-d", "shared", str(remote)], repo, env)

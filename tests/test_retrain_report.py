@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.project import LINES, make_env, run, tiny_params
+from tests.support.project import LINES, clean_environment, run, tiny_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,7 +39,7 @@ def history(tmp_path_factory) -> tuple[Path, dict[str, str], str]:
     assert params["train"]["epochs"] == 2
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     (repo / "corpus_source.txt").write_text("\n".join(LINES * 12))
-    env = make_env()
+    env = clean_environment()
     for command in (
         ["git", "init", "-q"],
         ["dvc", "init", "-q"],
@@ -112,7 +112,7 @@ def test_dvc_pull_skips_without_a_remote_and_uses_one_given(history, tmp_path):
     ],
 )
 def test_scripts_reject_bad_arguments(tmp_path, args, message):
-    env = make_env()
+    env = clean_environment()
     shutil.copytree(ROOT / "scripts", tmp_path / "scripts")
     run(["git", "init", "-q"], tmp_path, env)
     result = subprocess.run(

@@ -14,7 +14,9 @@ from typing import Any
 
 import yaml
 
-from tests.support.corpora import CORPUS
+from tests.support.corpora import CORPUS, LINES
+
+__all__ = ["LINES"]  # re-exported: the tiny corpus's lines, for tests that build their own
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE_NAME = "corpus_source.txt"  # the tiny params' one download source, a local file
@@ -58,7 +60,7 @@ def clean_environment(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_checked(
+def run(
     command: list[str], cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run `command` in `cwd`; fail the test with its output unless it exits 0."""
@@ -105,13 +107,14 @@ def init_repo(folder: Path, env: dict[str, str] | None = None) -> Path:
         ["git", "add", "-A"],
         ["git", "commit", "-q", "-m", "tiny pipeline"],
     ):
-        run_checked(command, folder, env)
+        run(command, folder, env)
     return folder
 
 
-def create_repo(folder: Path, env: dict[str, str] | None = None, **overrides: Any) -> Path:
-    """A committed git + DVC repository with the pipeline, `tiny_params(**overrides)`, the corpus."""
-    return init_repo(copy_project(folder, tiny_params(**overrides)), env)
+def make_repo(folder: Path, env: dict[str, str] | None = None, **train: Any) -> Path:
+    """A committed git + DVC repository with the pipeline, tiny params (`train` keys changed) and
+    the tiny corpus."""
+    return init_repo(copy_project(folder, tiny_params(train=train)), env)
 
 
 @dataclass

@@ -1,8 +1,5 @@
 """The real GX suite on a clean Macbeth-like text and on corrupted ones."""
 
-import importlib
-from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 
 import pandas as pd
@@ -10,8 +7,7 @@ import pytest
 
 from pipeline.config import ValidateParams, load_params
 from pipeline.validate import read_corpus, validate_corpus
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.project import ROOT
 
 SCENE = """first witch.
 when shall we three meet again
@@ -37,17 +33,9 @@ CLEAN = SCENE * 10  # about 4 KB
 
 
 @pytest.fixture(scope="module")
-def corpus_suite() -> Iterator[ModuleType]:
-    """`pipeline.corpus_suite`, imported (with GX) once telemetry is off."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("GX_ANALYTICS_ENABLED", "false")
-        yield importlib.import_module("pipeline.corpus_suite")
-
-
-@pytest.fixture(scope="module")
 def params() -> ValidateParams:
     """The shipped `validate` params, with `min_chars` lowered to fit a 4 KB fixture."""
-    shipped = load_params(REPO / "params.yaml").validate_
+    shipped = load_params(ROOT / "params.yaml").validate_
     return shipped.model_copy(update={"min_chars": 2000})
 
 

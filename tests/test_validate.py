@@ -1,17 +1,11 @@
 """The validate stage's table builders, report helpers, atomic Data Docs swap and CLI."""
 
-import importlib
 import json
-import os
-import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
-import yaml
 
 from pipeline.errors import ValidationFailed
 from pipeline.validate import (
@@ -22,21 +16,13 @@ from pipeline.validate import (
     read_corpus,
     summarise_validation,
 )
+from tests.support.project import ROOT, clean_environment, copy_project, tiny_params
 
-REPO = Path(__file__).resolve().parents[1]
 SCENE = (
     "first witch.\nwhen shall we three meet again\nin thunder, lightning, or in rain?\n\n"
     "second witch.\nwhen the hurlyburly's done,\nwhen the battle's lost and won.\n\n"
     "macbeth.\nso foul and fair a day i have not seen.\n"
 )
-
-
-@pytest.fixture(scope="module")
-def corpus_suite() -> Iterator[ModuleType]:
-    """`pipeline.corpus_suite` (it imports GX), imported once telemetry is off."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("GX_ANALYTICS_ENABLED", "false")
-        yield importlib.import_module("pipeline.corpus_suite")
 
 
 def test_build_line_table_numbers_lines_from_one_without_the_newline():
@@ -122,15 +108,14 @@ def test_raise_for_failures_logs_each_failure_and_names_them_all(corpus_suite, c
 
 def test_importing_the_stage_does_not_import_gx():
     code = "import sys, pipeline.validate; sys.exit('great_expectations' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], cwd=REPO, check=False).returncode == 0
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=False).returncode == 0
 
 
 def run_stage_in(project: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "GX_ANALYTICS_ENABLED": "false", "CHARLSTM_DEBUG": "0"}
     return subprocess.run(
         [sys.executable, "-m", "pipeline.validate"],
         cwd=project,
-        env=env,
+        env=clean_environment(),
         capture_output=True,
         text=True,
         timeout=120,
@@ -140,13 +125,8 @@ def run_stage_in(project: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def project(tmp_path) -> Path:
-    """A copy of the package plus params.yaml (min_chars lowered) in an empty folder."""
-    shutil.copytree(
-        REPO / "pipeline", tmp_path / "pipeline", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-    params["validate"]["min_chars"] = 1000
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    """A copy of the package plus tiny params (min_chars 1000) and an empty data/clean/."""
+    copy_project(tmp_path, tiny_params(validate={"min_chars": 1000}), extras=())
     (tmp_path / "data" / "clean").mkdir(parents=True)
     return tmp_path
 

@@ -27,11 +27,20 @@ MODELS_DIR = Path("models")
 REPORTS_DIR = Path("reports")
 
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-Positive = Annotated[int, Field(gt=0)]
+# Every number in params.yaml is finite (`allow_inf_nan=False` in `_Section`: `.inf` and `.nan` are
+# refused) and bounded on both sides, so a typo such as `units: 1000000000` is refused here, naming
+# the key, instead of exhausting memory or crashing a stage later. New settings reuse these types.
+Positive = Annotated[int, Field(gt=0, le=1_000_000)]  # a count: epochs, batches, samples, ...
+NonNegative = Annotated[int, Field(ge=0, le=1_000_000)]
+CharCount = Annotated[int, Field(gt=0, le=10_000_000_000)]  # a length of text, in chars or bytes
+Width = Annotated[int, Field(gt=0, le=65_536)]  # a layer's size: units, embedding_dim
+Seconds = Annotated[float, Field(gt=0, le=86_400)]  # a timeout: at most a day
+Fraction = Annotated[float, Field(ge=0, lt=1)]  # a share of something: dropout, a split
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]  # the range NumPy's (and so Keras's) seeding takes
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class HttpSource(_Section):
@@ -67,25 +76,31 @@ Source = Annotated[HttpSource | PackageIndexSource | FileSource, Field(discrimin
 
 
 class DownloadParams(_Section):
-    sources: Annotated[list[Source], Field(min_length=1)]
-    connect_timeout_s: Annotated[float, Field(gt=0)] = 5.0
-    read_timeout_s: Annotated[float, Field(gt=0)] = 30.0
+    sources: Annotated[list[Source], Field(min_length=1, max_length=100)]
+    connect_timeout_s: Seconds = 5.0
+    read_timeout_s: Seconds = 30.0  # for each read from the socket
+    # For each source as a whole (index page and archive included), and its slowest acceptable
+    # rate, averaged over a few seconds: a server that trickles a byte at a time is cut off.
+    total_timeout_s: Seconds = 600.0
+    min_bytes_per_s: Annotated[float, Field(ge=0, le=1e9)] = 1000.0
     retries: Annotated[int, Field(ge=0, le=10)] = 2
-    max_bytes: Positive = 50_000_000
+    max_bytes: CharCount = 50_000_000
 
 
 class CleanParams(_Section):
     strip_gutenberg: bool = True
     lowercase: bool = True
-    max_blank_lines: Annotated[int, Field(ge=0)] = 1
+    max_blank_lines: NonNegative = 1
+    # Checked after Unicode normalisation, which can multiply the text (one U+FDFA -> 18 chars).
+    max_chars: CharCount = 100_000_000
 
 
 class ValidateParams(_Section):
-    min_chars: Positive
-    max_chars: Positive
+    min_chars: CharCount
+    max_chars: CharCount
     min_vocab: Positive
     max_vocab: Positive
-    max_line_length: Positive
+    max_line_length: CharCount
     min_letter_share: Annotated[float, Field(ge=0, le=1)]
     allowed_chars: Annotated[str, Field(min_length=1)]
 
@@ -99,28 +114,28 @@ class ValidateParams(_Section):
 
 
 class EncodeParams(_Section):
-    seq_len: Annotated[int, Field(ge=2)]
+    seq_len: Annotated[int, Field(ge=2, le=1_000_000)]
     stride: Positive
     val_fraction: Annotated[float, Field(gt=0, lt=1)]
 
 
 class TrainParams(_Section):
     architecture: Literal["sequence", "tutorial"] = "sequence"
-    embedding_dim: Positive = 64
-    units: Positive = 256
+    embedding_dim: Width = 64
+    units: Width = 256
     layers: Annotated[int, Field(ge=1, le=8)] = 2
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.1
     batch_size: Positive = 64
     epochs: Positive = 25
-    learning_rate: Annotated[float, Field(gt=0)] = 0.003
-    clipnorm: Annotated[float, Field(gt=0)] | None = 1.0
+    learning_rate: Annotated[float, Field(gt=0, le=10)] = 0.003
+    clipnorm: Annotated[float, Field(gt=0, le=1e6)] | None = 1.0
     patience: Positive = 3
-    seed: int = 42
+    seed: Seed = 42
     # auto: mixed_bfloat16 on GPUs that support it (compute capability >= 8.0), mixed_float16 on
     # other tensor-core GPUs (7.x), float32 on older GPUs and on the CPU.
     precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "auto"
     # Training batches per epoch; 0 = every window once. A tutorial epoch (stride 1) is long.
-    steps_per_epoch: Annotated[int, Field(ge=0)] = 0
+    steps_per_epoch: NonNegative = 0
     lr_schedule: Literal["cosine", "constant"] = "cosine"
     # auto: MirroredStrategy over all GPUs when there are several, else one device.
     # multi_worker: MultiWorkerMirroredStrategy, with the cluster read from TF_CONFIG.
@@ -128,11 +143,13 @@ class TrainParams(_Section):
 
 
 class EvaluateParams(_Section):
-    temperatures: Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)]
+    temperatures: Annotated[
+        list[Annotated[float, Field(gt=0, le=100)]], Field(min_length=1, max_length=100)
+    ]
     num_samples: Positive = 8
     sample_length: Positive = 300
     prompt_length: Positive = 40
-    seed: int = 7
+    seed: Seed = 7
 
 
 class MlflowParams(_Section):
@@ -149,18 +166,44 @@ class Params(_Section):
     evaluate: EvaluateParams
     mlflow: MlflowParams
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, strict=True, allow_inf_nan=False, populate_by_name=True
+    )
 
 
-def describe_validation_error(error: ValidationError, source: str) -> str:
+MAX_PROBLEMS_SHOWN = 10  # a pasted file of the wrong kind would otherwise list thousands
+
+
+def locate(raw: object, location: tuple[int | str, ...]) -> str:
+    """The dotted key of a problem: `download.sources.0.url`, as the user wrote it.
+
+    Pydantic adds a union member's tag (`http`) to the location; it is not a key of the file, so
+    it is left out. The last part is always kept: a missing key is named although it is absent.
+    """
+    parts: list[str] = []
+    node = raw
+    for position, part in enumerate(location):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        elif position < len(location) - 1:
+            continue
+        parts.append(str(part))
+    return ".".join(parts)
+
+
+def describe_validation_error(error: ValidationError, source: str, raw: object = None) -> str:
     """One line per problem, each naming the dotted key: `params.yaml: train.units: ...`."""
+    problems = error.errors()
     lines = []
-    for problem in error.errors():
-        # Union members add their class name to the location; drop it so the key reads naturally.
-        location = ".".join(str(part) for part in problem["loc"] if not str(part)[:1].isupper())
+    for problem in problems[:MAX_PROBLEMS_SHOWN]:
+        location = locate(raw, problem["loc"])
         message = problem["msg"].replace("Extra inputs are not permitted", "unknown key")
         message = message.removeprefix("Value error, ")  # pydantic's prefix for our own checks
         lines.append(f"{source}: {location or '<top>'}: {message}")
+    if len(problems) > MAX_PROBLEMS_SHOWN:
+        lines.append(f"and {len(problems) - MAX_PROBLEMS_SHOWN} more problems")
     return "; ".join(lines)
 
 
@@ -171,23 +214,39 @@ def parse_params(raw: object, source: str = "params.yaml") -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(describe_validation_error(error, source)) from None
+        raise ConfigError(describe_validation_error(error, source, raw)) from None
 
 
 MERGE_TAG = "tag:yaml.org,2002:merge"
+MAX_PARAMS_BYTES = 1_000_000  # the real file is 2 KB; anything near this is the wrong file
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """`yaml.safe_load`, except that a key given twice in one mapping is an error.
+class _PlainLoader(yaml.SafeLoader):
+    """`yaml.safe_load` without anchors, aliases, merge keys or a key given twice in one mapping.
 
-    Plain PyYAML keeps the last value silently, so a second `encode:` block would hide the first.
+    Plain PyYAML keeps the last of two equal keys silently, so a second `encode:` block would hide
+    the first. Aliases and merge keys can grow a few hundred bytes into gigabytes (each level of
+    `<<: *a` multiplies the document), and a params file has no use for them.
     """
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise yaml.composer.ComposerError(
+                None, None, "anchors and aliases (&name, *name) are not allowed", event.start_mark
+            )
+        return super().compose_node(parent, index)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: set[object] = set()
         for key_node, _ in node.value:
-            if key_node.tag == MERGE_TAG or not isinstance(key_node, yaml.ScalarNode):
-                continue  # `<<: *anchor` may legitimately be overridden by the keys after it
+            if key_node.tag == MERGE_TAG:
+                raise yaml.constructor.ConstructorError(
+                    None, None, "merge keys (<<) are not allowed", key_node.start_mark
+                )
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue  # a list or mapping as a key: PyYAML refuses it as unhashable
             key = self.construct_object(key_node)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
@@ -197,15 +256,39 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_params(path: Path = PARAMS_PATH) -> Params:
-    """Read and check `params.yaml` (or another params file)."""
+def read_params_text(path: Path) -> str:
+    """The file's text: at most `MAX_PARAMS_BYTES`, UTF-8 only."""
     try:
-        with path.open(encoding="utf-8") as stream:
-            raw = yaml.load(stream, Loader=_UniqueKeyLoader)  # a SafeLoader: no arbitrary objects
+        with path.open("rb") as stream:
+            data = stream.read(MAX_PARAMS_BYTES + 1)  # +1: tells "exactly the cap" from "over"
     except FileNotFoundError:
         raise ConfigError(f"{path}: params file not found (run from the repository root)") from None
+    if len(data) > MAX_PARAMS_BYTES:
+        raise ConfigError(f"{path}: over {MAX_PARAMS_BYTES} bytes; is this the params file?")
+    if data.startswith(UTF16_BOMS):
+        raise ConfigError(f"{path}: UTF-16 text (it starts with a byte-order mark); save as UTF-8")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not valid UTF-8 at byte {error.start}; save as UTF-8") from None
+
+
+def load_params(path: Path = PARAMS_PATH) -> Params:
+    """Read and check `params.yaml` (or another params file)."""
+    loader = _PlainLoader(read_params_text(path))  # a SafeLoader: no arbitrary objects
+    loader.name = str(path)  # YAML errors then say `in "params.yaml", line 3`
+    try:
+        raw = loader.get_single_data()
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}".replace("\n", " ")) from None
+    except ValueError as error:  # a value PyYAML cannot convert: an int of 5000 digits, a bad date
+        reason = str(error).partition(";")[0]  # drop Python's advice to raise its digit limit
+        raise ConfigError(f"{path}: not valid YAML: {reason}") from None
+    except RecursionError:  # `[[[[...` nested thousands deep
+        raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
+    finally:
+        loader.dispose()
+
     return parse_params(raw, str(path))
 
 

@@ -248,7 +248,7 @@ PARAMS_CASES: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     ),
     "malformed sha256": (
         lambda p: p["download"]["sources"][0].update(sha256="abc"),
-        "download.sources.0.file.sha256: String should match pattern",
+        "download.sources.0.sha256: String should match pattern",
     ),
 }
 

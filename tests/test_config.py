@@ -63,7 +63,7 @@ def test_missing_section_is_named(raw_params):
 
 def test_source_kind_selects_the_schema(raw_params):
     raw_params["download"]["sources"] = [{"name": "local", "kind": "file", "url": "x"}]
-    with pytest.raises(ConfigError, match=r"download\.sources\.0\.file\.path: Field required"):
+    with pytest.raises(ConfigError, match=r"download\.sources\.0\.path: Field required"):
         parse_params(raw_params)
 
 

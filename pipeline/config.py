@@ -273,24 +273,29 @@ def read_params_text(path: Path) -> str:
         raise ConfigError(f"{path}: not valid UTF-8 at byte {error.start}; save as UTF-8") from None
 
 
+def parse_yaml(text: str, name: str) -> object:
+    """The document in `text`, read by `_PlainLoader` (a SafeLoader: no arbitrary objects)."""
+    loader = _PlainLoader(text)  # refuses a NUL or other control character at once
+    loader.name = name  # later errors say `in "params.yaml", line 3`
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def load_params(path: Path = PARAMS_PATH) -> Params:
     """Read and check `params.yaml` (or another params file)."""
-    loader = _PlainLoader(read_params_text(path))  # a SafeLoader: no arbitrary objects
-    loader.name = str(path)  # YAML errors then say `in "params.yaml", line 3`
+    text = read_params_text(path)
     try:
-        raw = loader.get_single_data()
+        raw = parse_yaml(text, str(path))
     except yaml.YAMLError as error:
         where = " ".join(str(error).split())  # PyYAML's message spans lines, with a caret
         raise ConfigError(f"{path}: not valid YAML: {where}") from None
-
     except ValueError as error:  # a value PyYAML cannot convert: an int of 5000 digits, a bad date
         reason = str(error).partition(";")[0]  # drop Python's advice to raise its digit limit
         raise ConfigError(f"{path}: not valid YAML: {reason}") from None
     except RecursionError:  # `[[[[...` nested thousands deep
         raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
-    finally:
-        loader.dispose()
-
     return parse_params(raw, str(path))
 
 

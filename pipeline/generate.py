@@ -2,11 +2,16 @@
 
     python -m pipeline.generate --prompt "Fair is foul" --length 300
     charlstm-generate --prompt "Fair is foul" --temperature 0.8 --top-p 0.9 --num-samples 4
+    charlstm-generate --prompt "Fair is foul" --model models:/charlstm-macbeth-generator@champion
 
 Reads `models/model.keras` and `data/encoded/vocab.json` (both made by `dvc repro`; override with
-`--model` and `--vocab`). The same seed and settings always give the same text. Letters the
-vocabulary lacks are lower-cased (the default corpus is lower-cased); other unknown prompt
-characters are an error that names them.
+`--model` and `--vocab`). `--model` also takes a registered model, `models:/<name>@<alias>` or
+`models:/<name>/<version>`, from the MLflow store (`MLFLOW_TRACKING_URI`, else `mlflow.db`): a
+`-generator` model carries its vocabulary, a plain Keras one takes `--vocab`.
+
+The same seed and settings always give the same text. Letters the vocabulary lacks are
+lower-cased (the default corpus is lower-cased); other unknown prompt characters are an error
+that names them.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import argparse
 import contextlib
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,16 +34,32 @@ STREAM_CHUNK = 32  # characters per compiled call when streaming one sample
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="charlstm-generate", description=__doc__.split("\n")[0])
-    parser.add_argument("--prompt", required=True, help="text the generation continues")
+    parser = argparse.ArgumentParser(
+        prog="charlstm-generate",
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,  # every option shows its default
+    )
+    parser.add_argument(  # SUPPRESS: a required option has no default to show
+        "--prompt", required=True, default=argparse.SUPPRESS, help="text the generation continues"
+    )
     parser.add_argument("--length", type=int, default=300, help="characters to generate")
     parser.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
     parser.add_argument("--top-k", type=int, default=0, help="keep the k likeliest (0 = off)")
     parser.add_argument("--top-p", type=float, default=1.0, help="nucleus mass in (0, 1]")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--num-samples", type=int, default=1)
-    parser.add_argument("--model", type=Path, default=MODELS_DIR / "model.keras")
-    parser.add_argument("--vocab", type=Path, default=ENCODED_DIR / "vocab.json")
+    parser.add_argument("--seed", type=int, default=0, help="same seed, same text")
+    parser.add_argument("--num-samples", type=int, default=1, help="continuations of the prompt")
+    parser.add_argument(
+        "--model",
+        default=str(MODELS_DIR / "model.keras"),
+        help="a .keras file, or a registered model: models:/<name>@<alias> or "
+        "models:/<name>/<version>",
+    )
+    parser.add_argument(
+        "--vocab",
+        type=Path,
+        default=ENCODED_DIR / "vocab.json",
+        help="the encode stage's vocabulary (unused for a -generator model, which carries its own)",
+    )
     return parser.parse_args(argv)
 
 
@@ -47,9 +69,41 @@ def check_request(arguments: argparse.Namespace) -> None:
     if not 1 <= arguments.num_samples <= 1024:
         count = arguments.num_samples
         raise PipelineError(f"--num-samples must be between 1 and 1024, got {count}")
-    for path in (arguments.model, arguments.vocab):
+    paths = [] if is_registered(arguments.model) else [arguments.model, arguments.vocab]
+    for path in map(Path, paths):
         if not path.is_file():
             raise PipelineError(f"{path} not found; run `make repro` first or pass its path")
+
+
+def is_registered(model: str) -> bool:
+    return model.startswith("models:/")
+
+
+def download_registered(uri: str, destination: Path, vocab: Path) -> tuple[Path, Path]:
+    """A registered model from the MLflow store -> (its .keras file, its vocabulary): the
+    generator's own vocabulary, else `vocab`."""
+    import mlflow  # noqa: PLC0415 (only this path needs MLflow)
+
+    from pipeline.tracking import tracking_uri  # noqa: PLC0415
+
+    mlflow.set_tracking_uri(tracking_uri())
+    try:
+        local = Path(
+            mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(destination))
+        )
+    except mlflow.exceptions.MlflowException as error:
+        reason = error.message.splitlines()[0] if error.message else type(error).__name__
+        raise PipelineError(
+            f"cannot load {uri} from {tracking_uri()} ({reason}); check the name and alias or "
+            "version in the MLflow UI, or set MLFLOW_TRACKING_URI"
+        ) from None
+    model = next(iter(sorted(local.rglob("*.keras"))), None)
+    if model is None:
+        raise PipelineError(f"{uri} holds no Keras model (.keras file); is it a charlstm model?")
+    own_vocab = next(iter(sorted(local.rglob("vocab.json"))), None)
+    if own_vocab is None and not vocab.is_file():
+        raise PipelineError(f"{uri} carries no vocabulary and {vocab} is missing; pass --vocab")
+    return model, own_vocab or vocab
 
 
 @contextlib.contextmanager
@@ -78,6 +132,16 @@ def read_vocabulary(path: Path) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     arguments = parse_arguments(argv)
     check_request(arguments)
+    with tempfile.TemporaryDirectory(prefix="charlstm-model-") as scratch:
+        if is_registered(arguments.model):
+            arguments.model, arguments.vocab = download_registered(
+                arguments.model, Path(scratch), arguments.vocab
+            )
+        generate(arguments)
+
+
+def generate(arguments: argparse.Namespace) -> None:
+    """Stream (one sample) or print (several) continuations of the prompt."""
     # Imported late so that argument errors answer at once, without loading TensorFlow.
     with native_stderr_silenced():
         from pipeline.model import load_model  # noqa: PLC0415
@@ -90,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
         seed=arguments.seed,
     )
     vocabulary = read_vocabulary(arguments.vocab)
-    sampler = make_sampler(load_model(arguments.model), vocabulary)
+    sampler = make_sampler(load_model(Path(arguments.model)), vocabulary)
     sampler.encode_prompt(arguments.prompt)  # a bad prompt fails before anything is printed
     prompts = [arguments.prompt] * arguments.num_samples
     if arguments.num_samples == 1:

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
+import math
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 
 import mlflow
 from filelock import FileLock
+from mlflow import MlflowClient
 from mlflow.entities import RunStatus
 
 from pipeline import files
@@ -23,7 +27,12 @@ from pipeline.config import ENCODED_DIR, MODELS_DIR, Params, flatten_params
 from pipeline.errors import PipelineError
 from pipeline.urls import redact_url
 
+log = logging.getLogger(__name__)
+
 RUN_FILE = MODELS_DIR / "run.json"
+CHAMPION = "champion"  # the registry alias that the README serves and loads
+# What promotion compares (lower is better): train's best validation loss in bits per character.
+SELECTION_METRIC = "validation.bits_per_char"
 
 
 # Fail fast when a tracking server is down instead of MLflow's default minutes of retries.
@@ -67,6 +76,22 @@ def git_state() -> dict[str, str]:
     return {"git_commit": commit, "git_dirty": str(bool(dirty)).lower()}
 
 
+def default_run_name(environ: Mapping[str, str], commit: str, now: datetime) -> str:
+    """The DVC experiment's name under `dvc exp run` (DVC passes it to every stage as
+    `DVC_EXP_NAME`), else `repro-<short commit>-<UTC time>`: unique and meaningful, where
+    MLflow's generated names repeat once training has seeded Python's `random`."""
+    experiment = environ.get("DVC_EXP_NAME")
+    if experiment:
+        return experiment
+    return f"repro-{commit[:7]}-{now.astimezone(UTC):%Y%m%d-%H%M%S}"
+
+
+def dvc_tags(environ: Mapping[str, str]) -> dict[str, str]:
+    """The DVC experiment name and the revision it is based on, when run by `dvc exp run`."""
+    names = {"DVC_EXP_NAME": "dvc_experiment", "DVC_EXP_BASELINE_REV": "dvc_baseline_rev"}
+    return {tag: environ[variable] for variable, tag in names.items() if environ.get(variable)}
+
+
 def hash_folder(folder: Path = ENCODED_DIR) -> str:
     """sha256 over the names and bytes of every file in `folder`, in sorted order."""
     digest = hashlib.sha256()
@@ -93,7 +118,15 @@ def start_training_run(
     """Open a new run in the configured experiment with params and provenance tags."""
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
-    all_tags = {**git_state(), "data_hash": hash_folder(), "stage": "train", **(tags or {})}
+    git = git_state()
+    run_name = run_name or default_run_name(os.environ, git["git_commit"], datetime.now(UTC))
+    all_tags = {
+        **git,
+        **dvc_tags(os.environ),
+        "data_hash": hash_folder(),
+        "stage": "train",
+        **(tags or {}),
+    }
     try:
         with store_creation_lock(uri):
             mlflow.set_experiment(params.mlflow.experiment)
@@ -124,12 +157,89 @@ def training_run(params: Params, tags: dict[str, str] | None = None) -> Iterator
     mlflow.end_run(RunStatus.to_string(RunStatus.FINISHED))
 
 
+EPOCH_METRICS = ("loss", "val_loss")  # what people compare per epoch; nothing else is logged
+
+
+def log_epoch(epoch: int, logs: Mapping[str, float]) -> None:
+    """One epoch's `loss` and `val_loss`, with the epoch number (1, 2, ...) as step."""
+    row = {key: float(logs[key]) for key in EPOCH_METRICS if key in logs}
+    if row:
+        mlflow.log_metrics(row, step=epoch)
+
+
 def log_history(history: dict[str, list[float]]) -> None:
-    """Per-epoch metrics with the epoch index as step (how MlflowCallback logs them)."""
+    """Per-epoch metrics of earlier epochs (a resumed run re-logs them to hold the whole curve)."""
     epochs = max((len(values) for values in history.values()), default=0)
     for epoch in range(epochs):
-        row = {key: values[epoch] for key, values in history.items() if epoch < len(values)}
-        mlflow.log_metrics(row, step=epoch)
+        log_epoch(epoch + 1, {k: v[epoch] for k, v in history.items() if epoch < len(v)})
+
+
+def log_final_metrics(metrics: dict[str, float]) -> None:
+    """Log final metrics to the active run AND to every model it logged, so that MLflow's
+    Logged models tab shows each model's final quality (MLflow 3 keeps model metrics apart)."""
+    run = mlflow.active_run()
+    if run is None:
+        raise PipelineError("log_final_metrics needs an active MLflow run")
+    models = mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id],
+        filter_string=f"source_run_id = '{run.info.run_id}'",
+        output_format="list",
+    )
+    if not models:
+        mlflow.log_metrics(metrics)
+    for model in models:  # a metric logged with a model_id lands on the run as well
+        mlflow.log_metrics(metrics, model_id=model.model_id)
+
+
+def beats_champion(candidate: float, champion: float | None) -> bool:
+    """A new version becomes champion when there is none yet, or when it is strictly better
+    (lower). A champion whose run lacks the metric (older runs) is treated as beaten."""
+    if not math.isfinite(candidate):
+        return False
+    return champion is None or math.isnan(champion) or candidate < champion
+
+
+def champion_value(client: MlflowClient, model_name: str) -> tuple[str | None, float | None]:
+    """(version, SELECTION_METRIC of its run) of the model's current champion; (None, None)
+    when no version has the alias yet."""
+    try:
+        version = client.get_model_version_by_alias(model_name, CHAMPION)
+    except mlflow.exceptions.MlflowException as error:
+        if error.error_code in {"INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST"}:
+            return None, None
+        raise
+    metrics = client.get_run(version.run_id).data.metrics if version.run_id else {}
+    return str(version.version), metrics.get(SELECTION_METRIC, math.nan)
+
+
+def promote_if_better(versions: dict[str, str], value: float) -> dict[str, str]:
+    """Give the new `versions` ({registered model: version}, all from this run) the alias
+    `champion` when `value` beats the current champion of the first model; record the decision
+    as tags on the active run and return them. Serialised by the store's lock, so two parallel
+    experiments cannot both see the old champion."""
+    client = MlflowClient()
+    first = next(iter(versions))
+    with store_creation_lock(tracking_uri()):
+        previous_version, previous = champion_value(client, first)
+        promoted = beats_champion(value, previous)
+        if promoted:
+            for name, version in versions.items():
+                client.set_registered_model_alias(name, CHAMPION, version)
+    tags = {
+        "champion_decision": "promoted" if promoted else "kept previous champion",
+        "champion_previous_version": previous_version or "none",
+        "champion_previous_value": "none" if previous is None else f"{previous:.6f}",
+        "champion_metric": SELECTION_METRIC,
+    }
+    mlflow.set_tags(tags)
+    log.info(
+        "%s %.4f vs champion %s: %s",
+        SELECTION_METRIC,
+        value,
+        tags["champion_previous_value"],
+        tags["champion_decision"],
+    )
+    return tags
 
 
 def record_run(run: mlflow.ActiveRun) -> None:

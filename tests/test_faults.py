@@ -11,7 +11,6 @@ import os
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,19 +18,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.test_bad_input import (
-    CORPUS,
-    OUTPUTS,
-    ROOT,
-    STAGES,
-    Project,
-    check_refusal,
-    clean_environment,
-    error_line,
-)
-from tests.test_pipeline_repro import tiny_params
+from tests.support.corpora import CORPUS
+from tests.support.project import Project, clean_environment, copy_project, init_repo
+from tests.support.refusals import OUTPUTS, STAGES, check_refusal, error_line
+from tests.support.servers import free_port
 
 pytestmark = pytest.mark.slow
 DVC_TIMEOUT_S = 300
@@ -56,24 +47,9 @@ def run_dvc(repo: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def dvc_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A git + DVC repository where `dvc repro encode` has run: download to encode are cached."""
-    repo = tmp_path_factory.mktemp("dvc_repo")
-    shutil.copytree(
-        ROOT / "pipeline", repo / "pipeline", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    for name in ("dvc.yaml", ".gitignore"):
-        shutil.copy(ROOT / name, repo / name)
-    (repo / "params.yaml").write_text(yaml.safe_dump(tiny_params()), encoding="utf-8")
-    (repo / "corpus_source.txt").write_bytes(CORPUS)
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
-    for command in (
-        ["git", "init", "-q"],
-        [*git, "commit", "-q", "--allow-empty", "-m", "empty"],
-        ["dvc", "init", "-q"],
-        ["dvc", "config", "core.analytics", "false"],
-        ["dvc", "repro", "encode"],
-    ):
-        result = run_in(repo, command)
-        assert result.returncode == 0, f"{command}:\n{result.stdout}\n{result.stderr}"
+    repo = init_repo(copy_project(tmp_path_factory.mktemp("dvc_repo")), clean_environment())
+    result = run_dvc(repo, "repro", "encode")
+    assert result.returncode == 0, f"dvc repro encode:\n{result.stdout}\n{result.stderr}"
     return repo
 
 
@@ -255,12 +231,6 @@ def test_a_second_repro_is_refused_while_the_first_holds_the_lock(
 # --- (4) MLflow store unreachable -----------------------------------------------------------------
 
 
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def unreachable_store_run(
     tmp_path_factory: pytest.TempPathFactory,
@@ -268,7 +238,7 @@ def unreachable_store_run(
     """`python -m pipeline.train` with MLFLOW_TRACKING_URI pointing at a closed port."""
     project = Project.create(tmp_path_factory.mktemp("unreachable_store"))
     project.run_ok(*STAGES)
-    uri = f"http://127.0.0.1:{closed_port()}"
+    uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     env = clean_environment(
         MLFLOW_TRACKING_URI=uri,
         MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",

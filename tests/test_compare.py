@@ -1,6 +1,5 @@
 """pipeline.compare against a real SQLite MLflow store holding two runs."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +12,8 @@ from mlflow.entities import Metric, Param
 
 from pipeline import compare
 from pipeline.errors import PipelineError
-from tests.test_pipeline_repro import tiny_params
+from tests.support.project import ROOT, clean_environment, tiny_params
 
-ROOT = Path(__file__).resolve().parents[1]
 OLDER, NEWER = 1_700_000_000_000, 1_700_000_600_000  # run start times, ms since the epoch
 
 
@@ -90,8 +88,7 @@ def test_format_runs_of_no_runs():
 
 
 def cli(args: list[str], cwd: Path, uri: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
-    env.update(MLFLOW_TRACKING_URI=uri, PYTHONPATH=str(ROOT))
+    env = clean_environment(MLFLOW_TRACKING_URI=uri, PYTHONPATH=str(ROOT))
     return subprocess.run(
         [sys.executable, "-m", "pipeline.compare", *args],
         cwd=cwd,

@@ -1,0 +1,203 @@
+"""Team mode, tracking: the pipeline against `make tracking-server` (MLflow with basic auth,
+PostgreSQL, proxied artifacts), for real on 127.0.0.1.
+
+The `team_server` fixture starts the server with the README's own command, `make
+tracking-server`, and pastes the `export` lines it prints into bash; `reproduced` runs the
+README's "log to the server" block (section "Working as a team") in a temporary clone. Skipped
+only where PostgreSQL is not installed (.ci/run installs it).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.project import run, tiny_params
+from tests.support.readme import section_blocks
+from tests.support.refusals import error_line
+from tests.support.team import TrackingServer, make_clone, run_block
+
+pytestmark = pytest.mark.slow
+
+SECTION = "Working as a team"
+# What the README's blocks say, and what they stand for here.
+README_URL = "http://127.0.0.1:5000"
+README_PASSWORD_FILE = ".team/admin_password"
+MEMBER = ("bob", "bob-password-for-tests")  # a second user, with no grant on any experiment
+
+
+def readme_block(server: TrackingServer, start: str) -> str:
+    """The team section's bash block that starts with `start`, pointed at the session's server."""
+    (block,) = [block for block in section_blocks(SECTION) if block.startswith(start)]
+    return block.replace(README_URL, server.url).replace(
+        README_PASSWORD_FILE, str(server.team_dir / "admin_password")
+    )
+
+
+@pytest.fixture(scope="module")
+def reproduced(team_server, tmp_path_factory) -> tuple[Path, dict[str, Any]]:
+    """A clone whose `dvc repro` (the README's block) logged to the server; (clone, its run)."""
+    clone = make_clone(tmp_path_factory.mktemp("team") / "clone")
+    run_block(readme_block(team_server, "export MLFLOW_TRACKING_URI"), clone, team_server.env())
+    experiment = team_server.rest("experiments/get-by-name?experiment_name=tiny")["experiment"]
+    runs = team_server.rest("runs/search", {"experiment_ids": [experiment["experiment_id"]]})
+    (found,) = runs["runs"]
+    return clone, found
+
+
+def http_status(request: urllib.request.Request) -> int:
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_the_server_runs_postgres_as_an_unprivileged_user(team_server):
+    pid = int((team_server.team_dir / "postgres" / "postmaster.pid").read_text().split()[0])
+    status = Path(f"/proc/{pid}/status").read_text()
+    real_uid = int(status.split("Uid:")[1].split()[0])
+    assert real_uid != 0 if os.geteuid() == 0 else real_uid == os.geteuid()
+    assert team_server.password not in team_server.output()  # printed as $(cat file), not itself
+
+
+def test_the_readme_starts_the_server_with_the_command_this_session_ran(team_server):
+    assert section_blocks(SECTION)[0].split() == ["make", "tracking-server"]
+    assert team_server.url.startswith("http://127.0.0.1:")
+
+
+def test_a_request_without_credentials_is_refused(team_server):
+    request = urllib.request.Request(f"{team_server.url}/api/2.0/mlflow/experiments/search")
+    assert http_status(request) == 401
+
+
+def test_repro_logs_params_metrics_model_and_version(team_server, reproduced):
+    clone, found = reproduced
+    assert not (clone / "mlflow.db").exists()  # nothing fell back to the local store
+    assert found["info"]["status"] == "FINISHED"
+    params = {p["key"]: p["value"] for p in found["data"]["params"]}
+    metrics = {m["key"]: m["value"] for m in found["data"]["metrics"]}
+    assert params["train.units"] == "16"
+    assert metrics["heldout_bits_per_char"] > 0
+    run_id = found["info"]["run_id"]
+    model = team_server.rest("registered-models/get?name=tiny-model")["registered_model"]
+    (version,) = model["latest_versions"]
+    assert (version["version"], version["run_id"]) == ("1", run_id)
+    artifacts = team_server.rest(f"artifacts/list?run_id={run_id}")
+    assert {"evaluation", "plots", "validation"} <= {f["path"] for f in artifacts["files"]}
+    # Proxied artifacts: the model's files reached the server's store through the server.
+    assert any((team_server.team_dir / "artifacts").rglob("MLmodel"))
+
+
+def test_the_first_version_becomes_champion(team_server, reproduced):
+    _, found = reproduced
+    for name in ("tiny-model", "tiny-model-generator"):
+        version = team_server.rest(f"registered-models/alias?name={name}&alias=champion")
+        assert version["model_version"]["run_id"] == found["info"]["run_id"], name
+    tags = {t["key"]: t["value"] for t in found["data"]["tags"]}
+    assert tags["champion_decision"] == "promoted"
+
+
+def test_a_user_without_permission_on_the_experiment_is_refused(team_server, reproduced):
+    clone, _ = reproduced
+    team_server.rest("users/create", {"username": MEMBER[0], "password": MEMBER[1]})
+    # Everyone signed in may read (default_permission READ) but not log into another's experiment.
+    experiment = team_server.rest("experiments/get-by-name?experiment_name=tiny", auth=MEMBER)
+    create_run = urllib.request.Request(
+        f"{team_server.url}/api/2.0/mlflow/runs/create",
+        data=json.dumps({"experiment_id": experiment["experiment"]["experiment_id"]}).encode(),
+        headers={"Content-Type": "application/json", "Authorization": basic_auth(*MEMBER)},
+    )
+    assert http_status(create_run) == 403
+    grant = {
+        "resource_type": "experiment",
+        "resource_id": experiment["experiment"]["experiment_id"],
+    }
+    team_server.rest(
+        "/api/3.0/mlflow/users/permissions/grant",
+        {"username": MEMBER[0], **grant, "permission": "EDIT"},
+    )
+    assert http_status(create_run) == 200  # the README's way to let a teammate log there
+    team_server.rest("/api/3.0/mlflow/users/permissions/revoke", {"username": MEMBER[0], **grant})
+    result = run_train(clone, team_server.env(*MEMBER))
+    line = error_line(result, "train")
+    assert "HTTP 403" in line and "'bob'" in line and "'tiny'" in line, line
+    assert MEMBER[1] not in result.stderr + result.stdout
+
+
+def test_a_wrong_password_fails_fast_with_one_line(team_server, reproduced):
+    clone, _ = reproduced
+    wrong = "not-the-admin-password"
+    started = time.monotonic()
+    result = run_train(clone, team_server.env(password=wrong))
+    elapsed = time.monotonic() - started
+    line = error_line(result, "train")
+    assert "HTTP 401" in line and "MLFLOW_TRACKING_PASSWORD" in line, line
+    for secret in (wrong, team_server.password):
+        assert secret not in result.stderr + result.stdout
+    assert elapsed < 120, f"refused after {elapsed:.0f} s"  # TensorFlow's import, no retries
+
+
+def test_two_queued_experiments_write_to_the_server_at_once(team_server, reproduced, tmp_path):
+    clone = make_clone(tmp_path / "clone", tiny_params(train={"epochs": 1}))
+    env = team_server.env()
+    for units in (8, 12):
+        run([".venv/bin/dvc", "exp", "run", "--queue", "-S", f"train.units={units}"], clone, env)
+    run([".venv/bin/dvc", "queue", "start", "-j", "2"], clone, env)
+    deadline = time.monotonic() + 480
+    while time.monotonic() < deadline:
+        status = run([".venv/bin/dvc", "queue", "status"], clone, env).stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(3)
+    assert status.count("Success") == 2, status
+
+    experiment = team_server.rest("experiments/get-by-name?experiment_name=tiny")["experiment"]
+    runs = team_server.rest("runs/search", {"experiment_ids": [experiment["experiment_id"]]})
+    queued = [r for r in runs["runs"] if param(r, "train.units") in {"8", "12"}]
+    assert sorted(param(r, "train.units") for r in queued) == ["12", "8"]
+    for found in queued:
+        assert found["info"]["status"] == "FINISHED"
+        assert "heldout_bits_per_char" in {m["key"] for m in found["data"]["metrics"]}
+    versions = team_server.rest("model-versions/search?filter=name%3D%27tiny-model%27")
+    run_ids = {v["run_id"] for v in versions["model_versions"]}
+    assert {r["info"]["run_id"] for r in queued} <= run_ids
+    # The champion is the best of all three runs by the metric it is chosen on.
+    champion = team_server.rest("registered-models/alias?name=tiny-model&alias=champion")
+    all_runs = [r for r in runs["runs"] if r["info"]["run_id"] in run_ids]
+    best = min(all_runs, key=lambda r: metric(r, "validation.bits_per_char"))
+    assert champion["model_version"]["run_id"] == best["info"]["run_id"]
+
+
+def param(found: dict[str, Any], key: str) -> str | None:
+    return next((p["value"] for p in found["data"]["params"] if p["key"] == key), None)
+
+
+def metric(found: dict[str, Any], key: str) -> float:
+    return next(m["value"] for m in found["data"]["metrics"] if m["key"] == key)
+
+
+def basic_auth(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+def run_train(clone: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The train stage alone, as `dvc repro` runs it (its inputs are already there)."""
+    return subprocess.run(
+        [".venv/bin/python", "-m", "pipeline.train"],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )

@@ -7,8 +7,6 @@ epoch's checkpoint appear, sends SIGTERM.
 """
 
 import json
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,12 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 from mlflow import MlflowClient
 
-from tests.test_pipeline_repro import LINES
+from tests.support.corpora import CORPUS
+from tests.support.project import Project, clean_environment, copy_project, tiny_params
 
-ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINT_STATE = Path("models/.checkpoints/train/state.json")
 EPOCHS = 5
 
@@ -29,53 +26,32 @@ EPOCHS = 5
 pytestmark = pytest.mark.slow
 
 
-def tiny_params() -> dict:
-    with (ROOT / "params.yaml").open() as stream:
-        params = yaml.safe_load(stream)
-    params["encode"].update(seq_len=20, stride=2, val_fraction=0.2)
-    params["train"].update(
-        embedding_dim=8,
-        units=16,
-        layers=1,
-        epochs=EPOCHS,
-        batch_size=16,
-        patience=EPOCHS,
-        steps_per_epoch=60,
-        dropout=0.1,
-        distribution="none",
-    )
-    params["mlflow"].update(experiment="resume", registered_model="resume-model")
-    return params
-
-
 def make_repo(path: Path, **train: object) -> Path:
-    shutil.copytree(
-        ROOT / "pipeline", path / "pipeline", ignore=shutil.ignore_patterns("__pycache__")
+    """The pipeline, tiny params (`train` keys changed) and data/encoded from the real stages."""
+    params = tiny_params(
+        encode={"stride": 2},
+        train={
+            "epochs": EPOCHS,
+            "patience": EPOCHS,
+            "steps_per_epoch": 60,
+            "dropout": 0.1,
+            "distribution": "none",
+            **train,
+        },
+        mlflow={"experiment": "resume", "registered_model": "resume-model"},
     )
-    params = tiny_params()
-    params["train"].update(train)
-    (path / "params.yaml").write_text(yaml.safe_dump(params))
+    project = Project(copy_project(path, params, extras=()), params)
     (path / "data/raw").mkdir(parents=True)
-    (path / "data/raw/corpus.txt").write_text("\n".join(LINES * 12))
+    (path / "data/raw/corpus.txt").write_bytes(CORPUS)
     (path / "reports/validation").mkdir(parents=True)  # train logs the validation report
     (path / "reports/validation/index.html").write_text("<html></html>\n")
     (path / "reports/validation.json").write_text("{}\n")
-    for stage in ("clean", "encode"):
-        result = subprocess.run(
-            [sys.executable, "-m", f"pipeline.{stage}"],
-            cwd=path,
-            env=environment(),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert result.returncode == 0, result.stderr
+    project.run_ok("clean", "encode", env=environment())
     return path
 
 
 def environment() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "TF_CONFIG"))}
-    return env | {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+    return clean_environment(PYTHONUNBUFFERED="1")
 
 
 def train(repo: Path) -> subprocess.CompletedProcess:

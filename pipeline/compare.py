@@ -6,12 +6,14 @@ prints them newest first. Writes nothing.
 
     python -m pipeline.compare                          # last 10 runs of params.yaml's experiment
     python -m pipeline.compare --experiment tiny --last 3
+    python -m pipeline.compare --sweep defaults         # one sweep's runs, best first
     make compare COMPARE_ARGS="--last 5"
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +26,7 @@ from pipeline.cli import run_stage
 from pipeline.config import load_params
 from pipeline.errors import PipelineError
 from pipeline.tracking import tracking_uri
+from pipeline.urls import redact_url
 
 PARAM_COLUMNS = (
     "train.architecture",
@@ -32,9 +35,17 @@ PARAM_COLUMNS = (
     "train.epochs",
     "encode.seq_len",
 )
-METRIC_COLUMNS = ("heldout_bits_per_char", "best_val_loss")
-# The evaluate stage logs sample metrics per temperature (sample_greedy_distinct_2,
-# sample_t0.8_distinct_2, ...): show this one for every temperature a run has.
+# What a sweep is ranked by: validation, never test (test is for the chosen run only).
+RANK_METRIC = "validation.bits_per_char"
+METRIC_COLUMNS = (
+    RANK_METRIC,
+    "test.bits_per_char_continuous",
+    "baseline.test.bits_per_char_continuous",
+    "margin_bits_per_char",
+    "train_minutes",
+)
+# The evaluate stage logs sample metrics per temperature (sampling.greedy.distinct_2,
+# sampling.t0.80.distinct_2, ...): show this one for every temperature a run has.
 SAMPLE_METRIC = "distinct_2"
 
 
@@ -55,11 +66,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--last", type=positive_int, default=10, metavar="N", help="newest N runs (default 10)"
     )
+    parser.add_argument(
+        "--sweep", metavar="NAME", help=f"only the runs of one sweep, ranked by {RANK_METRIC}"
+    )
     return parser.parse_args(argv)
 
 
-def fetch_runs(experiment: str, last: int, uri: str) -> pd.DataFrame:
-    """The newest `last` runs of `experiment`, newest first, as a DataFrame (see runs_to_frame)."""
+def fetch_runs(experiment: str, last: int, uri: str, sweep: str | None = None) -> pd.DataFrame:
+    """The newest `last` runs of `experiment` (of one `sweep` only, if given), newest first, as
+    a DataFrame (see runs_to_frame)."""
     local_file = (
         uri.removeprefix("sqlite:///").split("?")[0] if uri.startswith("sqlite:///") else None
     )
@@ -78,8 +93,13 @@ def fetch_runs(experiment: str, last: int, uri: str) -> pd.DataFrame:
         )
     # MlflowClient rather than mlflow.search_runs: that one reads the global tracking URI, and
     # setting it also exports MLFLOW_TRACKING_URI to the whole process.
+    if sweep is not None and not re.fullmatch(r"[A-Za-z0-9_-]+", sweep):
+        raise PipelineError(f"sweep name {sweep!r}: use letters, digits, '-' and '_'")
     runs = client.search_runs(
-        [found.experiment_id], max_results=last, order_by=["attributes.start_time DESC"]
+        [found.experiment_id],
+        filter_string=f"tags.sweep = '{sweep}'" if sweep else "",
+        max_results=last,
+        order_by=["attributes.start_time DESC"],
     )
     return runs_to_frame(runs)
 
@@ -126,7 +146,7 @@ def select_columns(runs: pd.DataFrame) -> pd.DataFrame:
     samples = sorted(
         column.removeprefix("metrics.")
         for column in runs.columns
-        if column.startswith("metrics.sample_") and column.endswith(f"_{SAMPLE_METRIC}")
+        if column.startswith("metrics.sampling.") and column.endswith(f".{SAMPLE_METRIC}")
     )
     for name in (*METRIC_COLUMNS, *samples):
         table[name] = column_or_missing(runs, f"metrics.{name}")
@@ -145,9 +165,20 @@ def main() -> None:
     args = parse_args()
     experiment = args.experiment or load_params().mlflow.experiment
     uri = tracking_uri()
-    runs = fetch_runs(experiment, args.last, uri)
-    sys.stdout.write(f"experiment '{experiment}' in {uri}, newest first:\n")
+    runs = fetch_runs(experiment, args.last, uri, args.sweep)
+    if args.sweep and not runs.empty:
+        runs = rank_runs(runs)
+        order = f"sweep '{args.sweep}', best {RANK_METRIC} first"
+    else:
+        order = "newest first"
+    sys.stdout.write(f"experiment '{experiment}' in {redact_url(uri)}, {order}:\n")
     sys.stdout.write(format_runs(runs) + "\n")
+
+
+def rank_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """Runs sorted by `RANK_METRIC`, lowest (best) first; runs without it last."""
+    key = column_or_missing(runs, f"metrics.{RANK_METRIC}").astype(float)
+    return runs.assign(_rank=key).sort_values("_rank", na_position="last").drop(columns="_rank")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,13 @@ CLEAN_DIR = Path("data/clean")
 CLEAN_CORPUS = CLEAN_DIR / "corpus.txt"
 ENCODED_DIR = Path("data/encoded")
 MODELS_DIR = Path("models")
+MODEL_PATH = MODELS_DIR / "model.keras"
 REPORTS_DIR = Path("reports")
+HISTORY_PATH = REPORTS_DIR / "train_history.csv"
+BASELINE_PATH = REPORTS_DIR / "baseline.json"
+METRICS_PATH = REPORTS_DIR / "metrics.json"
+SAMPLING_PATH = REPORTS_DIR / "sampling.csv"
+SAMPLES_PATH = REPORTS_DIR / "samples.md"
 
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 # Every number in params.yaml is finite (`allow_inf_nan=False` in `_Section`: `.inf` and `.nan` are
@@ -117,6 +123,13 @@ class EncodeParams(_Section):
     seq_len: Annotated[int, Field(ge=2, le=1_000_000)]
     stride: Positive
     val_fraction: Annotated[float, Field(gt=0, lt=1)]
+    test_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1
+
+    @model_validator(mode="after")
+    def _check_fractions(self) -> EncodeParams:
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError("val_fraction + test_fraction must leave some text for training")
+        return self
 
 
 class TrainParams(_Section):
@@ -124,7 +137,9 @@ class TrainParams(_Section):
     embedding_dim: Width = 64
     units: Width = 256
     layers: Annotated[int, Field(ge=1, le=8)] = 2
-    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.1  # after each LSTM layer
+    embedding_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0  # on the embedded inputs
+    weight_decay: Annotated[float, Field(ge=0, le=1)] = 0.0  # AdamW's decoupled decay; 0 = Adam
     batch_size: Positive = 64
     epochs: Positive = 25
     learning_rate: Annotated[float, Field(gt=0, le=10)] = 0.003
@@ -140,6 +155,16 @@ class TrainParams(_Section):
     # auto: MirroredStrategy over all GPUs when there are several, else one device.
     # multi_worker: MultiWorkerMirroredStrategy, with the cluster read from TF_CONFIG.
     distribution: Literal["auto", "none", "mirrored", "multi_worker"] = "auto"
+    # Deterministic kernels (tf.config.experimental.enable_op_determinism): the same inputs give
+    # the same weights to the bit on one machine, at a throughput cost (bench/train_throughput.py).
+    deterministic: bool = True
+
+
+class BaselineParams(_Section):
+    """The interpolated modified Kneser-Ney character n-gram (pipeline/ngram.py)."""
+
+    # Orders 1..max_order are fitted on the training text; validation picks the best.
+    max_order: Annotated[int, Field(ge=1, le=10)] = 10
 
 
 class EvaluateParams(_Section):
@@ -155,6 +180,8 @@ class EvaluateParams(_Section):
 class MlflowParams(_Section):
     experiment: Annotated[str, Field(min_length=1)]
     registered_model: Annotated[str, Field(min_length=1)]
+    # Set by `make sweep` (pipeline/sweep.py) on each of its runs, which it tags `sweep`.
+    sweep: Annotated[str, Field(max_length=100)] = ""
 
 
 class Params(_Section):
@@ -162,6 +189,7 @@ class Params(_Section):
     clean: CleanParams
     validate_: ValidateParams = Field(alias="validate")
     encode: EncodeParams
+    baseline: BaselineParams
     train: TrainParams
     evaluate: EvaluateParams
     mlflow: MlflowParams

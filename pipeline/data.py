@@ -10,38 +10,15 @@ sees exactly the batches an uninterrupted run would have seen from epoch `e` on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
 import tensorflow as tf
 
-from pipeline import files
-from pipeline.config import ENCODED_DIR, TrainParams
-from pipeline.encode import WindowSpec, window_starts
+from pipeline.config import TrainParams
+from pipeline.encode import window_starts
+from pipeline.encoded import EncodedData
 from pipeline.errors import PipelineError
 
 TUTORIAL_WINDOW = 50  # the tutorial's window length, fixed by its formulation
-
-
-@dataclass(frozen=True)
-class EncodedData:
-    vocabulary: list[str]
-    train_ids: np.ndarray
-    val_ids: np.ndarray
-    spec: WindowSpec
-
-
-def load_encoded(folder: Path = ENCODED_DIR) -> EncodedData:
-    vocabulary = files.read_json(folder / "vocab.json")["chars"]
-    spec = WindowSpec(**files.read_json(folder / "windows.json"))
-    train_ids = files.load_array(folder / "train_ids.npy")
-    val_ids = files.load_array(folder / "val_ids.npy")
-    if len(vocabulary) != spec.vocab_size or int(max(train_ids.max(), val_ids.max())) >= len(
-        vocabulary
-    ):
-        raise PipelineError(f"{folder}: ids and vocabulary disagree; re-run `dvc repro encode`")
-    return EncodedData(vocabulary, train_ids, val_ids, spec)
 
 
 def count_steps(windows: int, batch_size: int, steps_per_epoch: int = 0) -> int:
@@ -182,15 +159,23 @@ def training_dataset(
     return dataset, count_steps(windows, batch, steps)
 
 
-def validation_dataset(data: EncodedData, architecture: str, batch_size: int) -> tf.data.Dataset:
-    """One ordered pass over the held-out text, shaped for `architecture`.
+def windowed_dataset(
+    ids: np.ndarray, data: EncodedData, architecture: str, batch_size: int
+) -> tf.data.Dataset:
+    """One ordered pass over held-out `ids` (validation or test), shaped for `architecture`:
+    the windowed protocol.
 
-    Train (validation loss) and evaluate (held-out bits per character) both use this, so they
+    Train's validation loss and evaluate's windowed bits per character both use this, so they
     measure the same thing: `sequence` scores every character of non-overlapping `seq_len`
-    windows; `tutorial` scores every character from position 50 on, each after its 50
-    predecessors.
+    windows, each window starting from a fresh state; `tutorial` scores every character from
+    position 50 on, each after its 50 predecessors.
     """
     if architecture == "tutorial":
-        return tutorial_dataset(data.val_ids, len(data.vocabulary), batch_size, shuffle=False)
+        return tutorial_dataset(ids, len(data.vocabulary), batch_size, shuffle=False)
     seq_len = data.spec.seq_len
-    return sequence_dataset(data.val_ids, seq_len, seq_len, batch_size, shuffle=False)
+    return sequence_dataset(ids, seq_len, seq_len, batch_size, shuffle=False)
+
+
+def validation_dataset(data: EncodedData, architecture: str, batch_size: int) -> tf.data.Dataset:
+    """The validation text in the windowed protocol: what early stopping watches."""
+    return windowed_dataset(data.val_ids, data, architecture, batch_size)

@@ -1,9 +1,11 @@
-"""Stage 4, encode: clean text -> integer ids, a vocabulary and a train/validation split.
+"""Stage 4, encode: clean text -> integer ids, a vocabulary and a train/validation/test split.
 
 Reads `data/clean/corpus.txt` and the `encode` params; writes to `data/encoded/`:
 - `vocab.json`: the characters in id order (sorted, so the map is stable for a given corpus);
-- `train_ids.npy`, `val_ids.npy`: one small integer per character, a contiguous split by position
-  (the last `val_fraction` of the text is held out, so no window crosses the split);
+- `train_ids.npy`, `val_ids.npy`, `test_ids.npy`: one small integer per character, split
+  contiguously by position: the last `test_fraction` of the text is the test text, the
+  `val_fraction` before it validates, the rest trains (so no window crosses a split). Validation
+  drives early stopping and every choice; test is scored once, by evaluate.
 - `windows.json`: `seq_len`, `stride` and the window counts that training and evaluation use.
 Run with `python -m pipeline.encode`.
 
@@ -33,8 +35,10 @@ class WindowSpec:
     stride: int
     train_chars: int
     val_chars: int
+    test_chars: int
     train_windows: int
     val_windows: int
+    test_windows: int
     vocab_size: int
 
 
@@ -74,35 +78,43 @@ def window_starts(length: int, seq_len: int, stride: int) -> np.ndarray:
     return np.arange(count_windows(length, seq_len, stride), dtype=np.int64) * stride
 
 
-def split_ids(ids: np.ndarray, val_fraction: float, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
-    """Contiguous split by position: the first part trains, the last `val_fraction` validates."""
-    cut = int(round(len(ids) * (1 - val_fraction)))
-    train, val = ids[:cut], ids[cut:]
-    for name, part in (("training", train), ("validation", val)):
+def split_ids(
+    ids: np.ndarray, val_fraction: float, test_fraction: float, seq_len: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Contiguous split by position: train, then validation (`val_fraction` of the text), then
+    test (the last `test_fraction`)."""
+    val_cut = int(round(len(ids) * (1 - val_fraction - test_fraction)))
+    test_cut = int(round(len(ids) * (1 - test_fraction)))
+    parts = {"training": ids[:val_cut], "validation": ids[val_cut:test_cut], "test": ids[test_cut:]}
+    for name, part in parts.items():
         if len(part) < seq_len + 1:
             raise PipelineError(
                 f"the {name} split has {len(part)} characters, fewer than one window "
                 f"(seq_len + 1 = {seq_len + 1}); use a longer corpus, a smaller encode.seq_len "
-                "or another encode.val_fraction"
+                "or other encode.val_fraction / encode.test_fraction"
             )
-    return train.copy(), val.copy()
+    train, val, test = (part.copy() for part in parts.values())
+    return train, val, test
 
 
 def encode_corpus(
     text: str, params: EncodeParams
-) -> tuple[list[str], np.ndarray, np.ndarray, WindowSpec]:
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, WindowSpec]:
     vocabulary = build_vocabulary(text)
-    train, val = split_ids(encode_text(text, vocabulary), params.val_fraction, params.seq_len)
+    ids = encode_text(text, vocabulary)
+    train, val, test = split_ids(ids, params.val_fraction, params.test_fraction, params.seq_len)
     spec = WindowSpec(
         seq_len=params.seq_len,
         stride=params.stride,
         train_chars=len(train),
         val_chars=len(val),
+        test_chars=len(test),
         train_windows=count_windows(len(train), params.seq_len, params.stride),
         val_windows=count_windows(len(val), params.seq_len, params.seq_len),
+        test_windows=count_windows(len(test), params.seq_len, params.seq_len),
         vocab_size=len(vocabulary),
     )
-    return vocabulary, train, val, spec
+    return vocabulary, train, val, test, spec
 
 
 def read_clean_corpus(path: Path) -> str:
@@ -117,17 +129,19 @@ def read_clean_corpus(path: Path) -> str:
 def main() -> None:
     params = load_params().encode
     text = read_clean_corpus(CLEAN_CORPUS)
-    vocabulary, train, val, spec = encode_corpus(text, params)
-    with files.atomic_directory(ENCODED_DIR) as folder:  # all four files, or the old folder
+    vocabulary, train, val, test, spec = encode_corpus(text, params)
+    with files.atomic_directory(ENCODED_DIR) as folder:  # all five files, or the old folder
         files.save_array(folder / "train_ids.npy", train)
         files.save_array(folder / "val_ids.npy", val)
+        files.save_array(folder / "test_ids.npy", test)
         files.write_json(folder / "vocab.json", {"chars": vocabulary})
         files.write_json(folder / "windows.json", asdict(spec))
     log.info(
-        "vocabulary %d; %d training windows, %d validation windows",
+        "vocabulary %d; characters: %d training, %d validation, %d test",
         spec.vocab_size,
-        spec.train_windows,
-        spec.val_windows,
+        spec.train_chars,
+        spec.val_chars,
+        spec.test_chars,
     )
 
 

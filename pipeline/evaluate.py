@@ -1,9 +1,16 @@
-"""Stage 6, evaluate: held-out likelihood plus metrics on text the model generates.
+"""Stage 7, evaluate: test likelihood beside the n-gram baseline, plus metrics on generated text.
 
-Reads `models/model.keras`, `models/run.json`, `data/encoded/` and the `evaluate` params; writes
-`reports/metrics.json` (a DVC metric), `reports/sampling.csv` (metrics against temperature, a
-`dvc plots` source) and `reports/samples.md` (every sample next to its prompt), and logs all of
-them into the MLflow run that the train stage opened. Run with `python -m pipeline.evaluate`.
+Reads `models/model.keras`, `models/run.json`, `data/encoded/`, `reports/baseline.json` and the
+`evaluate` params; writes `reports/metrics.json` (a DVC metric), `reports/sampling.csv` (metrics
+against temperature, a `dvc plots` source) and `reports/samples.md` (every sample next to its
+prompt), and logs all of them into the MLflow run that the train stage opened.
+Run with `python -m pipeline.evaluate`.
+
+The test text is scored here and only here, under both protocols of `pipeline/scoring.py`
+(continuous, the headline, and windowed), next to the validation text under the same two. The
+margin is the baseline's test bits per character minus the model's (continuous; positive means
+the LSTM is better). Sampling prompts come from the test text; novelty is measured against the
+training text.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import csv
 import io
 import logging
 import math
+from typing import Any
 
 import keras
 import matplotlib
@@ -20,14 +28,23 @@ import numpy as np
 
 from pipeline import files, tracking
 from pipeline.cli import run_stage
-from pipeline.config import REPORTS_DIR, EvaluateParams, load_params
-from pipeline.data import EncodedData, load_encoded, validation_dataset
+from pipeline.config import (
+    BASELINE_PATH,
+    HISTORY_PATH,
+    METRICS_PATH,
+    MODEL_PATH,
+    SAMPLES_PATH,
+    SAMPLING_PATH,
+    EvaluateParams,
+    load_params,
+)
 from pipeline.encode import decode_ids
+from pipeline.encoded import EncodedData, heldout_split, load_encoded
 from pipeline.errors import PipelineError
 from pipeline.model import architecture_of, load_model
 from pipeline.sampling import Sampler, SamplingSettings, make_sampler
+from pipeline.scoring import bits, continuous_loss, windowed_loss
 from pipeline.text_metrics import bigram_distribution, ngrams, sample_metrics, words
-from pipeline.train import HISTORY_PATH, MODEL_PATH
 
 matplotlib.use("Agg")  # no display needed; must precede pyplot
 from matplotlib import pyplot  # noqa: E402
@@ -37,28 +54,45 @@ log = logging.getLogger(__name__)
 GREEDY = 0.0
 
 
-def heldout_metrics(model: keras.Model, data: EncodedData, batch_size: int) -> dict[str, float]:
-    """Mean cross-entropy per validation character, in nats and bits, and perplexity, over the
-    same held-out pass that train's validation loss uses (`pipeline.data.validation_dataset`)."""
-    val = validation_dataset(data, architecture_of(model), batch_size)
-    loss = float(model.evaluate(val, verbose=0))
-    return {"loss": loss, "bits_per_char": loss / math.log(2), "perplexity": math.exp(loss)}
+def heldout_metrics(
+    model: keras.Model, data: EncodedData, split: str, batch_size: int
+) -> dict[str, float]:
+    """Bits per character of a held-out split ("validation" or "test") under the windowed
+    protocol and, for the sequence model, the continuous one; perplexity of the headline.
+
+    The tutorial model has no state to carry: its only protocol is its own sliding 50-character
+    window (every character from position 50 on), reported as windowed."""
+    ids, warmup = heldout_split(data, split)
+    windowed = windowed_loss(model, ids, data, batch_size)
+    metrics = {"bits_per_char_windowed": bits(windowed)}
+    headline = windowed
+    if architecture_of(model) == "sequence":
+        headline = continuous_loss(model, ids, warmup)
+        metrics["bits_per_char_continuous"] = bits(headline)
+    return metrics | {"perplexity": math.exp(headline)}
+
+
+def headline_bits(metrics: dict[str, float]) -> float:
+    """The continuous figure where there is one, else the windowed (the tutorial's protocol)."""
+    return metrics.get("bits_per_char_continuous", metrics["bits_per_char_windowed"])
 
 
 def pick_prompts(text: str, count: int, length: int, seed: int) -> list[str]:
     """`count` prompts of `length` characters from random positions of `text` (seeded)."""
     if len(text) <= length:
-        raise PipelineError(f"validation text ({len(text)} chars) is shorter than a prompt")
+        raise PipelineError(f"test text ({len(text)} chars) is shorter than a prompt")
     starts = np.random.default_rng(seed).integers(0, len(text) - length, size=count)
     return [text[start : start + length] for start in starts]
 
 
 def temperature_label(temperature: float) -> str:
-    return "greedy" if temperature == GREEDY else f"t{temperature:g}"
+    """`greedy`, or the temperature with two decimals (`t0.50`, `t1.00`): one width, so the
+    metric names sort and line up."""
+    return "greedy" if temperature == GREEDY else f"t{temperature:.2f}"
 
 
 def render_samples(samples: dict[float, list[str]], prompts: list[str]) -> str:
-    lines = ["# Generated samples", "", "Each prompt comes from the held-out validation text.", ""]
+    lines = ["# Generated samples", "", "Each prompt comes from the held-out test text.", ""]
     for temperature, texts in samples.items():
         lines += [f"## {temperature_label(temperature)}", ""]
         for number, (prompt, text) in enumerate(zip(prompts, texts, strict=True), 1):
@@ -105,13 +139,13 @@ def evaluate_sampling(
     sampler: Sampler, data: EncodedData, params: EvaluateParams
 ) -> tuple[list[str], dict[float, list[str]], dict[float, dict[str, float]]]:
     training_text = decode_ids(data.train_ids, data.vocabulary)
-    validation_text = decode_ids(data.val_ids, data.vocabulary)
-    prompts = pick_prompts(validation_text, params.num_samples, params.prompt_length, params.seed)
+    test_text = decode_ids(data.test_ids, data.vocabulary)
+    prompts = pick_prompts(test_text, params.num_samples, params.prompt_length, params.seed)
     reference = {
         "training_text": training_text,
         "training_words": set(words(training_text)),
         "training_8grams": set(ngrams(training_text, 8)),
-        "validation_bigrams": bigram_distribution(validation_text),
+        "heldout_bigrams": bigram_distribution(test_text),
     }
     samples, rows = {}, {}
     for temperature in [GREEDY, *params.temperatures]:
@@ -126,30 +160,59 @@ def evaluate_sampling(
     return prompts, samples, rows
 
 
+def flatten_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """`{"test": {"bits_per_char_continuous": x}}` -> `{"test.bits_per_char_continuous": x}`:
+    the names MLflow shows are the paths of `metrics.json`, so both read the same."""
+    flat: dict[str, float] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat |= flatten_metrics(value, f"{name}.")
+        elif isinstance(value, int | float):
+            flat[name] = float(value)
+    return flat
+
+
+def compare_with_baseline(test: dict[str, float], baseline: dict[str, Any]) -> dict[str, Any]:
+    """The baseline's numbers, and the margin in bits per character on test (continuous)."""
+    margin = baseline["test"]["bits_per_char_continuous"] - headline_bits(test)
+    return {
+        "baseline": {key: baseline[key] for key in ("order", "validation", "test")},
+        "margin_bits_per_char": margin,
+    }
+
+
 def main() -> None:
     params = load_params()
     data = load_encoded()
     model = load_model(MODEL_PATH)
-    heldout = heldout_metrics(model, data, params.train.batch_size)
-    log.info("held-out: %.4f bits per character", heldout["bits_per_char"])
+    batch = params.train.batch_size
+    validation = heldout_metrics(model, data, "validation", batch)
+    test = heldout_metrics(model, data, "test", batch)
+    comparison = compare_with_baseline(test, files.read_json(BASELINE_PATH))
+    log.info(
+        "test: %.4f bits per character; n-gram baseline %.4f; margin %+.4f",
+        headline_bits(test),
+        comparison["baseline"]["test"]["bits_per_char_continuous"],
+        comparison["margin_bits_per_char"],
+    )
     sampler = make_sampler(model, data.vocabulary)
     prompts, samples, rows = evaluate_sampling(sampler, data, params.evaluate)
 
     metrics = {
-        "heldout": heldout,
+        "test": test,
+        "validation": validation,
+        **comparison,
         "sampling": {temperature_label(t): row for t, row in rows.items()},
     }
-    files.write_json(REPORTS_DIR / "metrics.json", metrics)
-    files.write_text(REPORTS_DIR / "sampling.csv", sampling_csv(rows))
-    files.write_text(REPORTS_DIR / "samples.md", render_samples(samples, prompts))
+    files.write_json(METRICS_PATH, metrics)
+    files.write_text(SAMPLING_PATH, sampling_csv(rows))
+    files.write_text(SAMPLES_PATH, render_samples(samples, prompts))
 
     with tracking.resume_recorded_run():
-        mlflow.log_metrics({f"heldout_{name}": value for name, value in heldout.items()})
-        for temperature, row in rows.items():
-            label = temperature_label(temperature)
-            mlflow.log_metrics({f"sample_{label}_{name}": value for name, value in row.items()})
-        for path in ("metrics.json", "sampling.csv", "samples.md"):
-            mlflow.log_artifact(str(REPORTS_DIR / path), artifact_path="evaluation")
+        tracking.log_final_metrics(flatten_metrics(metrics))
+        for path in (METRICS_PATH, SAMPLING_PATH, SAMPLES_PATH, BASELINE_PATH):
+            mlflow.log_artifact(str(path), artifact_path="evaluation")
         mlflow.log_figure(plot_sampling(rows), "plots/sampling_by_temperature.png")
         mlflow.log_figure(plot_history(), "plots/training_history.png")
 

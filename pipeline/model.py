@@ -6,7 +6,9 @@ position of a window, so a 100-character window gives 100 training targets inste
 float, stacked LSTM, a softmax over the single next character.
 
 The LSTM settings keep the layers eligible for the fused cuDNN kernel on a GPU (tanh/sigmoid,
-no recurrent dropout, not unrolled, with bias); dropout sits between layers instead.
+no recurrent dropout, not unrolled, with bias), so regularisation sits outside the recurrence:
+dropout on the embedded inputs (`embedding_dropout`), after every LSTM layer, i.e. between layers
+and before the logits (`dropout`), and decoupled weight decay in the optimiser (`weight_decay`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ def lstm_name(index: int) -> str:
 def build_sequence_model(vocab_size: int, params: TrainParams) -> keras.Model:
     ids = keras.Input(shape=(None,), dtype="int32", name="ids")  # (batch, time)
     x = layers.Embedding(vocab_size, params.embedding_dim, name=EMBEDDING)(ids)
+    if params.embedding_dropout:
+        x = layers.Dropout(params.embedding_dropout, name="embedding_dropout")(x)
     for index in range(params.layers):
         x = layers.LSTM(params.units, return_sequences=True, name=lstm_name(index))(x)
         x = layers.Dropout(params.dropout, name=f"dropout_{index}")(x)  # (batch, time, units)
@@ -67,20 +71,30 @@ def learning_rate(
     )
 
 
+def make_optimizer(params: TrainParams, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """Adam, or AdamW when `weight_decay` > 0 (decay on the weight matrices and the embedding,
+    not on biases), with the configured schedule and gradient-norm clipping."""
+    rate = learning_rate(params, steps_per_epoch)
+    if not params.weight_decay:
+        return keras.optimizers.Adam(learning_rate=rate, clipnorm=params.clipnorm)
+    optimizer = keras.optimizers.AdamW(
+        learning_rate=rate, weight_decay=params.weight_decay, clipnorm=params.clipnorm
+    )
+    optimizer.exclude_from_weight_decay(var_names=["bias"])
+    return optimizer
+
+
 def compile_model(
     model: keras.Model, params: TrainParams, steps_per_epoch: int, jit_compile: bool = False
 ) -> None:
-    """Adam with the configured schedule and gradient-norm clipping.
+    """The optimiser of `make_optimizer` and cross-entropy on the logits.
 
     Under a `mixed_float16` policy Keras wraps the optimiser in a `LossScaleOptimizer`, so small
     float16 gradients do not underflow; `mixed_bfloat16` needs no loss scaling. XLA is off by
     default: on the CPU it made the LSTM slower (see `bench/train_throughput.py`).
     """
-    optimizer = keras.optimizers.Adam(
-        learning_rate=learning_rate(params, steps_per_epoch), clipnorm=params.clipnorm
-    )
     model.compile(
-        optimizer=optimizer,
+        optimizer=make_optimizer(params, steps_per_epoch),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         jit_compile=jit_compile,
     )

@@ -94,7 +94,7 @@ def sample_metrics(
     training_text: str,
     training_words: set[str],
     training_8grams: set[str],
-    validation_bigrams: dict[str, float],
+    heldout_bigrams: dict[str, float],
 ) -> dict[str, float]:
     """Every sampling metric for one temperature's samples."""
     return {
@@ -107,6 +107,6 @@ def sample_metrics(
         "copied_8gram_share": copied_ngram_share(samples, training_8grams, 8),
         "repeated_4gram_share": sum(repeated_ngram_share(s) for s in samples) / len(samples),
         "bigram_js_divergence": jensen_shannon(
-            bigram_distribution("".join(samples)), validation_bigrams
+            bigram_distribution("".join(samples)), heldout_bigrams
         ),
     }

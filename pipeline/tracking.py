@@ -25,11 +25,18 @@ from mlflow.entities import RunStatus
 from pipeline import files
 from pipeline.config import ENCODED_DIR, MODELS_DIR, Params, flatten_params
 from pipeline.errors import PipelineError
-from pipeline.urls import redact_url
+from pipeline.urls import redact_text, redact_url
 
 log = logging.getLogger(__name__)
 
 RUN_FILE = MODELS_DIR / "run.json"
+# Outputs that git tracks (DVC keeps them out of its cache): pathspecs that `git_dirty` ignores.
+GENERATED_PATHS = (
+    ":(exclude)dvc.lock",
+    ":(exclude)reports/*.json",
+    ":(exclude)reports/*.csv",
+    ":(exclude)reports/*.md",
+)
 CHAMPION = "champion"  # the registry alias that the README serves and loads
 # What promotion compares (lower is better): train's best validation loss in bits per character.
 SELECTION_METRIC = "validation.bits_per_char"
@@ -72,7 +79,9 @@ def git_state() -> dict[str, str]:
         return result.stdout.strip() if result.returncode == 0 else ""
 
     commit = git("rev-parse", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--untracked-files=no")
+    # Code and params only: dvc.lock and the git-tracked reports are outputs this very run
+    # rewrites, so a fresh clone's `dvc repro` must not count them as local changes.
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", *GENERATED_PATHS)
     return {"git_commit": commit, "git_dirty": str(bool(dirty)).lower()}
 
 
@@ -112,6 +121,34 @@ def store_creation_lock(uri: str) -> contextlib.AbstractContextManager[object]:
     return FileLock(database.with_name(database.name + ".lock"), timeout=120)
 
 
+def store_refusal(error: mlflow.exceptions.MlflowException, uri: str, experiment: str) -> str:
+    """One line saying why the store refused the run, naming the user but never the password.
+
+    A tracking server with authentication answers 401 for an unknown user or a wrong password
+    (MLflow sends `MLFLOW_TRACKING_USERNAME` / `MLFLOW_TRACKING_PASSWORD`) and 403 for a user
+    without write permission on the experiment; MLflow does not retry either.
+    """
+    where = redact_url(uri)
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME", "")
+    status = error.get_http_status_code()
+    if status == 401:
+        who = f"user '{user}'" if user else "requests without credentials"
+        return (
+            f"MLflow tracking server {where} refused the login of {who} (HTTP 401); set "
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to an account on that server"
+        )
+    if status == 403:
+        return (
+            f"MLflow tracking server {where}: user '{user}' lacks permission to log runs in "
+            f"experiment '{experiment}' (HTTP 403); ask its owner or an admin to grant EDIT on it"
+        )
+    message = error.message.splitlines()[0] if error.message else type(error).__name__
+    return (
+        f"MLflow tracking store {where} is unreachable or refused the run "
+        f"({redact_text(message)}); start it, or unset MLFLOW_TRACKING_URI to use mlflow.db"
+    )
+
+
 def start_training_run(
     params: Params, run_name: str | None = None, tags: dict[str, str] | None = None
 ) -> mlflow.ActiveRun:
@@ -125,6 +162,7 @@ def start_training_run(
         **dvc_tags(os.environ),
         "data_hash": hash_folder(),
         "stage": "train",
+        **({"sweep": params.mlflow.sweep} if params.mlflow.sweep else {}),
         **(tags or {}),
     }
     try:
@@ -133,11 +171,7 @@ def start_training_run(
         run = mlflow.start_run(run_name=run_name, tags=all_tags)
         mlflow.log_params(flatten_params(params))
     except mlflow.exceptions.MlflowException as error:
-        message = error.message.splitlines()[0] if error.message else type(error).__name__
-        raise PipelineError(
-            f"MLflow tracking store {redact_url(uri)} is unreachable or refused the run "
-            f"({message}); start it, or unset MLFLOW_TRACKING_URI to use mlflow.db"
-        ) from None
+        raise PipelineError(store_refusal(error, uri, params.mlflow.experiment)) from None
     return run
 
 

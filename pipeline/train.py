@@ -18,6 +18,7 @@ import io
 import logging
 import math
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,22 +35,22 @@ from pipeline.checkpoints import CHECKPOINT_DIR, Checkpoint
 from pipeline.cli import run_stage
 from pipeline.config import (
     ENCODED_DIR,
-    MODELS_DIR,
+    HISTORY_PATH,
+    MODEL_PATH,
     REPORTS_DIR,
     Params,
     TrainParams,
     load_params,
 )
-from pipeline.data import TUTORIAL_WINDOW, EncodedData, load_encoded, training_dataset
+from pipeline.data import TUTORIAL_WINDOW, training_dataset
 from pipeline.data import validation_dataset as make_validation_dataset
+from pipeline.encoded import EncodedData, load_encoded
 from pipeline.errors import PipelineError
 from pipeline.model import build_sequence_model, build_tutorial_model, compile_model
 from pipeline.serving import log_generator
 
 log = logging.getLogger(__name__)
 
-MODEL_PATH = MODELS_DIR / "model.keras"
-HISTORY_PATH = REPORTS_DIR / "train_history.csv"
 
 
 @dataclass(frozen=True)
@@ -267,6 +268,7 @@ def train_as_chief(
         if resume:
             log.info("resuming after epoch %d of run %s", resume.epoch, resume.run_id)
             tracking.log_history(resume.history)  # this run then holds the whole curve
+        started = time.monotonic()
         try:
             history = fit_model(
                 model, data, params.train, strategy, state, resume, [EpochMetrics()]
@@ -282,6 +284,8 @@ def train_as_chief(
                 CHECKPOINT_DIR,
             )
             raise
+        # Wall-clock, so in MLflow only: DVC-tracked outputs stay a function of their inputs.
+        mlflow.log_metric("train_minutes", (time.monotonic() - started) / 60)
         save_outputs(params, model, history, run)
     checkpoints.remove_checkpoint(CHECKPOINT_DIR)
 
@@ -319,6 +323,8 @@ def main() -> None:
     hardware = detect_hardware(settings.precision)
     keras.mixed_precision.set_global_policy(hardware.precision)
     keras.utils.set_random_seed(settings.seed)
+    if settings.deterministic:  # same inputs, same weights to the bit (see TrainParams)
+        tf.config.experimental.enable_op_determinism()
     data = load_encoded()
     fingerprint = checkpoints.fingerprint(settings, hardware.precision, tracking.hash_folder())
     resume = checkpoints.find_checkpoint(CHECKPOINT_DIR, fingerprint)

@@ -19,21 +19,25 @@ OLDER, NEWER = 1_700_000_000_000, 1_700_000_600_000  # run start times, ms since
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> str:
-    """Experiment `tiny`: an older run (16 units) and a newer one (32 units, dirty tree)."""
+    """Experiment `tiny`: an older run (16 units) and a newer one (32 units, dirty tree), both of
+    sweep `s1`, and a third run outside it."""
     folder = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri)
     experiment_id = client.create_experiment("tiny", (folder / "artifacts").as_uri())
     client.create_experiment("other", (folder / "other").as_uri())
-    for start, units, bits, dirty in ((OLDER, 16, 4.5, "false"), (NEWER, 32, 3.875, "true")):
+    runs = ((OLDER, 16, 3.5, "false", "s1"), (NEWER, 32, 3.875, "true", "s1"))
+    runs += ((OLDER - 1, 64, 1.0, "false", ""),)
+    for start, units, bits, dirty, sweep in runs:
         tags = {"git_commit": f"{units:02d}" + "c" * 38, "git_dirty": dirty}
+        tags |= {"sweep": sweep} if sweep else {}
         run_id = client.create_run(experiment_id, start_time=start, tags=tags).info.run_id
         metrics = [
-            Metric("heldout_bits_per_char", bits, start, 0),
-            Metric("best_val_loss", bits - 1, start, 0),
+            Metric("validation.bits_per_char", bits, start, 0),
+            Metric("margin_bits_per_char", bits - 4, start, 0),
         ]
         if units == 32:  # only the newer run sampled at t=0.8: the older one shows `-` there
-            metrics.append(Metric("sample_t0.8_distinct_2", 0.25, start, 0))
+            metrics.append(Metric("sampling.t0.80.distinct_2", 0.25, start, 0))
         params = [
             Param("train.units", str(units)),
             Param("train.epochs", "2"),
@@ -46,8 +50,13 @@ def store(tmp_path_factory) -> str:
 
 def test_fetch_runs_returns_the_newest_first(store):
     runs = compare.fetch_runs("tiny", 10, store)
-    assert list(runs["params.train.units"]) == ["32", "16"]
-    assert list(runs["status"]) == ["FINISHED", "FINISHED"]
+    assert list(runs["params.train.units"]) == ["32", "16", "64"]
+    assert list(runs["status"]) == ["FINISHED"] * 3
+
+
+def test_a_sweep_is_ranked_by_validation_bits_per_char(store):
+    runs = compare.rank_runs(compare.fetch_runs("tiny", 10, store, sweep="s1"))
+    assert list(runs["params.train.units"]) == ["16", "32"]  # 3.5 before 3.875; 64 not in s1
 
 
 def test_fetch_runs_keeps_only_the_last_n(store):
@@ -68,15 +77,17 @@ def test_fetch_runs_does_not_create_a_missing_store(tmp_path):
 
 
 def test_format_runs_shows_params_and_metrics_per_run(store):
-    lines = compare.format_runs(compare.fetch_runs("tiny", 10, store)).splitlines()
+    lines = compare.format_runs(compare.fetch_runs("tiny", 2, store)).splitlines()
     header, newer, older = lines
     header_words = (
         "run started_utc status commit train.architecture train.units train.layers "
-        "train.epochs encode.seq_len heldout_bits_per_char best_val_loss sample_t0.8_distinct_2"
+        "train.epochs encode.seq_len validation.bits_per_char test.bits_per_char_continuous "
+        "baseline.test.bits_per_char_continuous margin_bits_per_char train_minutes "
+        "sampling.t0.80.distinct_2"
     )
     # 8-character run id, start time, status, commit, params, metrics; `-`: not logged.
-    newer_words = "2023-11-14 22:23 FINISHED 32cccccc+dirty - 32 - 2 20 3.8750 2.8750 0.2500"
-    older_words = "2023-11-14 22:13 FINISHED 16cccccc - 16 - 2 20 4.5000 3.5000 -"
+    newer_words = "2023-11-14 22:23 FINISHED 32cccccc+dirty - 32 - 2 20 3.8750 - - -0.1250 - 0.2500"
+    older_words = "2023-11-14 22:13 FINISHED 16cccccc - 16 - 2 20 3.5000 - - -0.5000 - -"
     assert header.split() == header_words.split()
     assert newer.split()[1:] == newer_words.split()
     assert older.split()[1:] == older_words.split()
@@ -102,13 +113,22 @@ def cli(args: list[str], cwd: Path, uri: str) -> subprocess.CompletedProcess:
 
 def test_cli_reads_the_experiment_from_params_yaml(store, tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params()))  # experiment: tiny
-    result = cli(["--last", "5"], tmp_path, store)
+    result = cli(["--last", "2"], tmp_path, store)
     assert result.returncode == 0, result.stderr
     title, header, newer, older = result.stdout.splitlines()
     assert title == f"experiment 'tiny' in {store}, newest first:"
-    assert "heldout_bits_per_char" in header
+    assert "validation.bits_per_char" in header
     assert "32cccccc+dirty" in newer and "3.8750" in newer
-    assert "16cccccc" in older and "4.5000" in older
+    assert "16cccccc" in older and "3.5000" in older
+
+
+def test_cli_ranks_one_sweep(store, tmp_path):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
+    result = cli(["--sweep", "s1"], tmp_path, store)
+    assert result.returncode == 0, result.stderr
+    title, _, best, worse = result.stdout.splitlines()
+    assert title.endswith("sweep 's1', best validation.bits_per_char first:")
+    assert "16cccccc" in best and "32cccccc" in worse
 
 
 def test_cli_names_an_unknown_experiment_in_one_line(store, tmp_path):

@@ -72,7 +72,8 @@ import numpy as np
 
 from pipeline import checkpoints, distribute
 from pipeline.config import EncodeParams, TrainParams
-from pipeline.data import EncodedData, training_dataset
+from pipeline.data import training_dataset
+from pipeline.encoded import EncodedData
 from pipeline.encode import encode_corpus
 from pipeline.train import create_model, fit_model
 

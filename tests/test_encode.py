@@ -44,24 +44,32 @@ def test_count_windows(length, seq_len, stride, expected):
 
 def test_split_is_contiguous_and_complete():
     ids = np.arange(100, dtype=np.uint8)
-    train, val = split_ids(ids, 0.2, 5)
-    assert train.tolist() == list(range(80))
-    assert val.tolist() == list(range(80, 100))
+    train, val, test = split_ids(ids, 0.2, 0.1, 5)
+    assert train.tolist() == list(range(70))
+    assert val.tolist() == list(range(70, 90))
+    assert test.tolist() == list(range(90, 100))
 
 
 def test_split_refuses_a_corpus_shorter_than_a_window():
     with pytest.raises(PipelineError, match="validation split has 2 characters"):
-        split_ids(np.zeros(20, dtype=np.uint8), 0.1, 5)
+        split_ids(np.zeros(40, dtype=np.uint8), 0.05, 0.5, 5)
+    with pytest.raises(PipelineError, match="test split has 2 characters"):
+        split_ids(np.zeros(20, dtype=np.uint8), 0.5, 0.1, 5)
 
 
 def test_encode_corpus_spec_counts_windows_per_split():
     text = "abcdefghij" * 10
-    vocabulary, train, val, spec = encode_corpus(
-        text, EncodeParams(seq_len=9, stride=5, val_fraction=0.2)
+    vocabulary, train, val, test, spec = encode_corpus(
+        text, EncodeParams(seq_len=9, stride=5, val_fraction=0.2, test_fraction=0.2)
     )
     assert len(vocabulary) == 10
-    assert (spec.train_chars, spec.val_chars) == (80, 20)
-    assert spec.train_windows == count_windows(80, 9, 5)
-    # validation windows never overlap, so every held-out character is scored once
-    assert spec.val_windows == 2
-    assert decode_ids(np.concatenate([train, val]), vocabulary) == text
+    assert (spec.train_chars, spec.val_chars, spec.test_chars) == (60, 20, 20)
+    assert spec.train_windows == count_windows(60, 9, 5)
+    # held-out windows never overlap, so every held-out character is scored once
+    assert spec.val_windows == spec.test_windows == 2
+    assert decode_ids(np.concatenate([train, val, test]), vocabulary) == text
+
+
+def test_the_fractions_must_leave_training_text():
+    with pytest.raises(ValueError, match="must leave some text for training"):
+        EncodeParams(seq_len=9, stride=5, val_fraction=0.5, test_fraction=0.5)

@@ -16,13 +16,13 @@ from mlflow import MlflowClient
 from pipeline import checkpoints, distribute, tracking
 from pipeline.config import EncodeParams, TrainParams, load_params
 from pipeline.data import (
-    EncodedData,
     count_steps,
     shuffled_batches,
     training_dataset,
     validation_dataset,
 )
 from pipeline.encode import encode_corpus
+from pipeline.encoded import EncodedData
 from pipeline.errors import PipelineError
 from pipeline.model import architecture_of, learning_rate
 from pipeline.train import build_model, check_finite, choose_precision, history_csv

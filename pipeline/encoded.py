@@ -1,0 +1,78 @@
+"""The encode stage's outputs, read back and checked: the one reader of `data/encoded/`.
+
+No TensorFlow here: the baseline stage, generation and serving read the same files without it.
+Every problem is one line that says which stage to re-run.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import files
+from pipeline.config import ENCODED_DIR
+from pipeline.encode import WindowSpec
+from pipeline.errors import PipelineError
+
+VOCAB_FILE = "vocab.json"
+VOCAB_PATH = ENCODED_DIR / VOCAB_FILE
+SPLITS = ("train", "val", "test")  # `<split>_ids.npy`
+
+RERUN = "re-run `dvc repro encode`"
+
+
+@dataclass(frozen=True)
+class EncodedData:
+    vocabulary: list[str]
+    train_ids: np.ndarray  # (train_chars,) uint8 ids
+    val_ids: np.ndarray  # (val_chars,)
+    test_ids: np.ndarray  # (test_chars,)
+    spec: WindowSpec
+
+
+def read_vocabulary(path: Path = VOCAB_PATH) -> list[str]:
+    """The characters in id order, from `vocab.json`: a non-empty list of distinct characters."""
+    try:
+        chars = files.read_json(path)["chars"]
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: not found; {RERUN} (or pass the right --vocab)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as error:
+        raise PipelineError(f"{path}: not a vocabulary ({error}); {RERUN}") from None
+    if (
+        not isinstance(chars, list)
+        or not chars
+        or not all(isinstance(c, str) and len(c) == 1 for c in chars)
+        or len(set(chars)) != len(chars)
+    ):
+        raise PipelineError(f"{path}: `chars` must be a list of distinct characters; {RERUN}")
+    return chars
+
+
+def load_encoded(folder: Path = ENCODED_DIR) -> EncodedData:
+    """Vocabulary, the three id arrays and the window settings, checked against each other."""
+    vocabulary = read_vocabulary(folder / VOCAB_FILE)
+    try:
+        spec = WindowSpec(**files.read_json(folder / "windows.json"))
+    except (json.JSONDecodeError, TypeError) as error:
+        raise PipelineError(f"{folder / 'windows.json'}: unreadable ({error}); {RERUN}") from None
+    train, val, test = (files.load_array(folder / f"{split}_ids.npy") for split in SPLITS)
+    largest = max(int(ids.max()) for ids in (train, val, test))
+    if len(vocabulary) != spec.vocab_size or largest >= len(vocabulary):
+        raise PipelineError(f"{folder}: ids and vocabulary disagree; {RERUN}")
+    return EncodedData(vocabulary, train, val, test, spec)
+
+
+WARMUP_CHARS = 1000  # how far a continuous history reaches back before a scored split
+
+
+def heldout_split(data: EncodedData, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """`(ids, warmup)` of a held-out split ("validation" or "test"): its ids, and the
+    `WARMUP_CHARS` characters just before it that a continuous protocol reads first."""
+    if split == "validation":
+        return data.val_ids, data.train_ids[-WARMUP_CHARS:]
+    if split == "test":
+        return data.test_ids, data.val_ids[-WARMUP_CHARS:]
+    raise ValueError(f"unknown split {split!r}")

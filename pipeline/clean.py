@@ -84,12 +84,13 @@ def check_length(text_length: int, max_chars: int | None) -> None:
 
 
 def normalise_text(text: str, max_chars: int | None = None) -> str:
-    """Unify line endings to `\\n`, drop a BOM, apply NFKC and fold typographic punctuation.
+    """Unify line endings to `\\n`, drop BOMs, apply NFKC and fold typographic punctuation.
 
     Raises `PipelineError` as soon as the normalised text passes `max_chars`. NFKC never joins
     characters across a line break, so normalising line-aligned pieces gives the same text.
     """
-    text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    # A byte-order mark anywhere (files joined end to end carry one each) is an artefact, not text.
+    text = text.replace("\ufeff", "").replace("\r\n", "\n").replace("\r", "\n")
     pieces: list[str] = []
     length = 0
     for piece in split_after_lines(text, NORMALISE_BLOCK_CHARS):

@@ -1,9 +1,14 @@
+import unicodedata
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.clean import (
     clean_text,
     decode_corpus,
     normalise_text,
+    split_after_lines,
     squeeze_blank_lines,
     strip_gutenberg,
 )
@@ -61,3 +66,62 @@ def test_clean_text_rejects_an_empty_corpus():
 def test_decode_corpus_names_the_bad_byte():
     with pytest.raises(PipelineError, match="not valid UTF-8 at byte 2"):
         decode_corpus(b"ab\xff", "data/raw/corpus.txt")
+
+
+def test_clean_text_refuses_a_text_that_normalisation_multiplies():
+    raw = "fair is foul\n" + "\ufdfa" * 1000  # 1013 characters in, 18,013 after NFKC
+    with pytest.raises(PipelineError, match="over clean.max_chars=5000 characters after Unicode"):
+        clean_text(raw, CleanParams(max_chars=5000))
+    text, _ = clean_text(raw, CleanParams(max_chars=20_000))
+    assert len(text) > 18_000
+
+
+# --- property tests: any text cleans or fails with PipelineError, never another exception -------
+
+CLEAN_PARAMS = st.builds(
+    CleanParams,
+    strip_gutenberg=st.booleans(),
+    lowercase=st.booleans(),
+    max_blank_lines=st.integers(min_value=0, max_value=3),
+    max_chars=st.integers(min_value=1, max_value=500),
+)
+# Text with the characters cleaning cares about: line endings, BOMs, expanding ligatures, Gutenberg
+# markers, typographic quotes, combining marks.
+PIECES = st.sampled_from(
+    ["\n", "\r\n", "\r", " ", "\t", "\ufeff", "\ufdfa", "\ufb01", "\u2018", "\u2014", "\u0301",
+     "\u0130", "*** START OF THE PROJECT GUTENBERG EBOOK X ***\n",
+     "*** END OF THIS PROJECT GUTENBERG EBOOK X ***\n", "Fair is foul"]
+)  # fmt: skip
+TEXTS = st.lists(PIECES | st.text(max_size=8), max_size=40).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=TEXTS, params=CLEAN_PARAMS)
+def test_any_text_cleans_or_fails_with_pipeline_error(raw, params):
+    try:
+        text, stats = clean_text(raw, params)
+    except PipelineError:
+        return
+    assert text.endswith("\n") and "\r" not in text and "\ufeff" not in text
+    assert len(text) <= params.max_chars
+    assert stats.clean_chars == len(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(raw=TEXTS, size=st.integers(min_value=1, max_value=20))
+def test_normalising_line_aligned_pieces_equals_normalising_the_whole(raw, size):
+    text = raw.replace("\r", "\n")
+    pieces = list(split_after_lines(text, size))
+    assert "".join(pieces) == text
+    assert all(piece.endswith("\n") for piece in pieces[:-1])
+    whole = unicodedata.normalize("NFKC", text)
+    assert "".join(unicodedata.normalize("NFKC", piece) for piece in pieces) == whole
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200))
+def test_any_bytes_decode_or_fail_with_pipeline_error(data):
+    try:
+        decode_corpus(data, "corpus.txt")
+    except PipelineError as error:
+        assert str(error).startswith("corpus.txt: not valid UTF-8 at byte ")

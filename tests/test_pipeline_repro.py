@@ -1,52 +1,21 @@
 """End to end: the real `dvc repro` in a temporary git repository, on a tiny corpus."""
 
 import json
-import os
-import shutil
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from mlflow import MlflowClient
 
-from tests.support.project import LINES, run, tiny_params
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.project import clean_environment, copy_project, init_repo, run
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> tuple[Path, dict[str, str]]:
-    repo = tmp_path_factory.mktemp("repo")
-    ignore = shutil.ignore_patterns("__pycache__")
-    shutil.copytree(ROOT / "pipeline", repo / "pipeline", ignore=ignore)
-    for name in ("dvc.yaml", ".gitignore"):
-        shutil.copy(ROOT / name, repo / name)
-    (repo / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
-    (repo / "corpus_source.txt").write_text("\n".join(LINES * 12))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    for command in (
-        ["git", "init", "-q"],
-        [
-            "git",
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-q",
-            "--allow-empty",
-            "-m",
-            "empty",
-        ],
-        ["dvc", "init", "-q"],
-        ["dvc", "config", "core.analytics", "false"],
-        ["dvc", "repro"],
-    ):
-        run(command, repo, env)
+    env = clean_environment()
+    repo = init_repo(copy_project(tmp_path_factory.mktemp("repo")), env)
+    run(["dvc", "repro"], repo, env)
     return repo, env
 
 

@@ -12,9 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.project import LINES, clean_environment, run, tiny_params
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.project import ROOT, clean_environment, copy_project, init_repo, run, tiny_params
 
 pytestmark = pytest.mark.slow
 
@@ -29,26 +27,16 @@ def table_rows(report: str, section: str) -> list[list[str]]:
 @pytest.fixture(scope="module")
 def history(tmp_path_factory) -> tuple[Path, dict[str, str], str]:
     """(repository, environment, base commit): the base, then HEAD with train.epochs 2 -> 3."""
-    repo = tmp_path_factory.mktemp("retrain")
-    ignore = shutil.ignore_patterns("__pycache__")
-    for folder in ("pipeline", "scripts"):
-        shutil.copytree(ROOT / folder, repo / folder, ignore=ignore)
-    for name in ("dvc.yaml", ".gitignore"):
-        shutil.copy(ROOT / name, repo / name)
     params = tiny_params()
     assert params["train"]["epochs"] == 2
-    (repo / "params.yaml").write_text(yaml.safe_dump(params))
-    (repo / "corpus_source.txt").write_text("\n".join(LINES * 12))
+    folder = tmp_path_factory.mktemp("retrain")
     env = clean_environment()
-    for command in (
-        ["git", "init", "-q"],
-        ["dvc", "init", "-q"],
-        ["dvc", "config", "core.analytics", "false"],
-        ["dvc", "repro"],
-        ["git", "add", "-A"],
-        ["git", "commit", "-q", "-m", "base: 2 epochs"],
-    ):
-        run(command, repo, env)
+    repo = init_repo(
+        copy_project(folder, params, extras=("dvc.yaml", ".gitignore", "scripts")), env
+    )
+    run(["dvc", "repro"], repo, env)
+    run(["git", "add", "-A"], repo, env)
+    run(["git", "commit", "-q", "-m", "base: 2 epochs"], repo, env)
     base = run(["git", "rev-parse", "HEAD"], repo, env).stdout.strip()
     run(["scripts/retrain.sh", "train.epochs=3"], repo, env)
     run(["git", "commit", "-q", "-a", "-m", "train 3 epochs"], repo, env)

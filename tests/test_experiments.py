@@ -9,15 +9,12 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
 from tests.support.project import clean_environment, make_repo, run
-from tests.support.servers import free_port
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.servers import free_port, wait_for_http
 
 pytestmark = pytest.mark.slow
 
@@ -74,15 +71,7 @@ def mlflow_server(tmp_path) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2):
-                    break
-            except OSError:
-                assert server.poll() is None, "mlflow server exited"
-                assert time.monotonic() < deadline, "mlflow server did not start"
-                time.sleep(1)
+        wait_for_http(f"{url}/health", server)
         yield url
     finally:
         os.killpg(server.pid, 15)

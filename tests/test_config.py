@@ -8,7 +8,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.config import flatten_params, load_params, parse_params
+from pipeline.config import Params, flatten_params, load_params, parse_params
 from pipeline.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -160,3 +160,22 @@ def test_any_value_for_any_setting_is_checked(data, value):
         if number.isdigit():  # every number that got through is finite and bounded
             assert abs(float(setting)) <= 1e10, name
     assert all(math.isfinite(value) for value in params.evaluate.temperatures)
+
+
+def test_every_number_in_the_schema_has_an_upper_bound():
+    """A new setting without a bound fails here: `units: 1000000000` must be refused by name."""
+    unbounded = []
+
+    def walk(node, where):
+        if isinstance(node, dict):
+            if node.get("type") in ("integer", "number"):
+                if "maximum" not in node and "exclusiveMaximum" not in node:
+                    unbounded.append(where)
+            for key, child in node.items():
+                walk(child, f"{where}.{key}")
+        elif isinstance(node, list):
+            for index, child in enumerate(node):
+                walk(child, f"{where}.{index}")
+
+    walk(Params.model_json_schema(), "Params")
+    assert not unbounded

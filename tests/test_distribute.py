@@ -16,8 +16,6 @@ breaks it).
 """
 
 import json
-import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -28,19 +26,13 @@ import tensorflow as tf
 
 from pipeline import distribute
 from pipeline.errors import PipelineError
+from tests.support.corpora import LINES
+from tests.support.project import ROOT, clean_environment
+from tests.support.servers import free_ports
 
-ROOT = Path(__file__).resolve().parents[1]
 TOLERANCE = 1e-5
-
-LINES = [
-    "First Witch.",
-    "When shall we three meet again",
-    "In thunder, lightning, or in rain?",
-    "Second Witch.",
-    "When the hurlyburly's done,",
-    "When the battle's lost and won.",
-    "",
-]
+# The witches' first six lines and a blank one, 14 times: the window counts below depend on it.
+CORPUS_TEXT = "\n".join([*LINES[:6], ""] * 14)
 
 # batch 10 over 21 validation windows: the last batch has 1 row, so the second replica's
 # half of it is empty; clipnorm 0.1 is small enough to clip every step.
@@ -95,33 +87,21 @@ print(distribute.describe_strategy(strategy), distribute.is_chief(strategy))
 """
 
 
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
-
-
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("distribute")
     (folder / "worker.py").write_text(WORKER)
-    (folder / "corpus.txt").write_text("\n".join(LINES * 14))
+    (folder / "corpus.txt").write_text(CORPUS_TEXT)
     return folder
 
 
 def start(workspace: Path, name: str, distribution: str, **env: str) -> subprocess.Popen:
-    environment = {
-        **{k: v for k, v in os.environ.items() if k != "TF_CONFIG"},
-        "PYTHONPATH": str(ROOT),
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        "CORPUS": str(workspace / "corpus.txt"),
-        "TRAIN_PARAMS": json.dumps({**TRAIN_PARAMS, "distribution": distribution}),
+    environment = clean_environment(
+        PYTHONPATH=str(ROOT),
+        CORPUS=str(workspace / "corpus.txt"),
+        TRAIN_PARAMS=json.dumps({**TRAIN_PARAMS, "distribution": distribution}),
         **env,
-    }
+    )
     command = [sys.executable, str(workspace / "worker.py"), str(workspace / f"{name}.npz")]
     return subprocess.Popen(
         command,

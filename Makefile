@@ -63,7 +63,13 @@ dvc-pull: setup
 	scripts/dvc_pull.sh
 
 compare: setup
-	$(BIN)/python -m pipeline.compare $(COMPARE_ARGS)
+	$(BIN)/python -m pipeline.compare $(if $(SWEEP),--sweep $(SWEEP)) $(COMPARE_ARGS)
+
+# Queue every point of sweeps/$(SWEEP).yaml as a DVC experiment, run two at a time, wait:
+#   make sweep SWEEP=defaults        then   make compare SWEEP=defaults   (ranked)
+.PHONY: sweep
+sweep: setup
+	$(BIN)/python -m pipeline.sweep $(SWEEP)
 
 # Schema check (catches misspelled keys, wrong types) and security audit; both work offline.
 lint-workflows: setup
@@ -82,3 +88,8 @@ tracking-server: setup
 # No `setup` here: it only writes .dvc/config.local (and says so when dvc is missing).
 dvc-remote-s3:
 	scripts/dvc_remote_s3.sh
+
+# Vega assets for `dvc plots show` offline (.dvc/plots-template.html loads them); needs npm.
+.PHONY: plots-assets
+plots-assets:
+	scripts/plots_assets.sh

@@ -302,12 +302,28 @@ def set_in(section: str, key: str, value: Any) -> Callable[[str], str]:
     return edit
 
 
-MERGE_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-    f"{chr(98 + level)}: &{chr(98 + level)} {{<<: *{chr(97 + level)}}}\n" for level in range(8)
+# Each level merges the one before ten times: PyYAML copies the keys ten-fold per level.
+MERGE_BOMB = "l0: &l0 {a: 1, b: 2}\n" + "".join(
+    f"l{level}: &l{level} {{<<: [{', '.join([f'*l{level - 1}'] * 10)}]}}\n" for level in range(1, 6)
 )
+
+
+def with_alias(text: str) -> str:
+    """The same values, written once with an anchor and reused: valid YAML, refused here."""
+    params = yaml.safe_load(text)
+    params["train"]["units"] = params["train"]["embedding_dim"] = "PLACEHOLDER"
+    dumped = yaml.safe_dump(params)
+    return dumped.replace("embedding_dim: PLACEHOLDER", "embedding_dim: &width 16", 1).replace(
+        "units: PLACEHOLDER", "units: *width", 1
+    )
+
+
 PARAMS_TEXTS: dict[str, tuple[Callable[[str], str], str]] = {
-    "an alias": (lambda text: text + "extra: &x 1\nagain: *x\n", "not valid YAML: anchors and"),
-    "a merge key": (lambda text: text + "extra:\n  <<: {a: 1}\n", "not valid YAML: merge keys"),
+    "an alias": (with_alias, "not valid YAML: anchors and aliases"),
+    "a merge key": (
+        lambda text: text.replace("\ntrain:\n", "\ntrain:\n  <<: {patience: 1}\n", 1),
+        "not valid YAML: merge keys (<<) are not allowed",
+    ),
     "a merge bomb": (lambda text: MERGE_BOMB + text, "not valid YAML: anchors and aliases"),
     "2 MB": (lambda text: text + "#" * 2_000_000 + "\n", "over 1000000 bytes"),
     "an integer of 5000 digits": (

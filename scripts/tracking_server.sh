@@ -3,6 +3,7 @@
 #
 #   make tracking-server                                   # http://127.0.0.1:5000
 #   TRACKING_PORT=5050 POSTGRES_PORT=5433 make tracking-server
+#   TRACKING_WORKERS=4 make tracking-server                # more web workers for a busy team
 #
 # - Backend store: PostgreSQL (Debian's `postgresql` package), a project-local cluster in
 #   $TEAM_DIR/postgres (default .team/, git-ignored) created by initdb on first start. Run as
@@ -146,11 +147,13 @@ export MLFLOW_FLASK_SERVER_SECRET_KEY
 # use; off, it spares seven resident Python processes. MLFLOW_SERVER_ENABLE_JOB_EXECUTION=true
 # turns it back on.
 export MLFLOW_SERVER_ENABLE_JOB_EXECUTION=${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false}
-# Its own process group, so that stopping it also stops the web workers it starts.
+# Its own process group, so that stopping it also stops the web workers it starts. One worker
+# by default: with several, uvicorn's supervisor kills workers that start slowly on a busy
+# machine, and one (threaded) worker already serves parallel experiments.
 setsid mlflow server --host 127.0.0.1 --port "$TRACKING_PORT" \
     --backend-store-uri "postgresql+psycopg2://mlflow@127.0.0.1:$POSTGRES_PORT/mlflow" \
     --serve-artifacts --artifacts-destination "$TEAM_DIR/artifacts" \
-    --app-name basic-auth --workers "${TRACKING_WORKERS:-2}" &
+    --app-name basic-auth --workers "${TRACKING_WORKERS:-1}" &
 mlflow_pid=$!
 
 # Print what to export once it answers, so the lines are not lost in its start-up log.

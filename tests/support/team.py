@@ -111,7 +111,6 @@ def tracking_server() -> Iterator[TrackingServer]:
         TEAM_DIR=str(team_dir),
         TRACKING_PORT=str(free_port()),
         POSTGRES_PORT=str(free_port()),
-        TRACKING_WORKERS="2",
     )
     with log.open("wb") as console:
         process = subprocess.Popen(

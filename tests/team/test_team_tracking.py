@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.project import run, tiny_params
+from tests.support.project import ROOT, clean_environment, run, tiny_params
 from tests.support.readme import section_blocks
 from tests.support.refusals import error_line
 from tests.support.team import TrackingServer, make_clone, run_block
@@ -87,7 +87,7 @@ def test_repro_logs_params_metrics_model_and_version(team_server, reproduced):
     params = {p["key"]: p["value"] for p in found["data"]["params"]}
     metrics = {m["key"]: m["value"] for m in found["data"]["metrics"]}
     assert params["train.units"] == "16"
-    assert metrics["heldout_bits_per_char"] > 0
+    assert metrics["test.bits_per_char_windowed"] > 0
     run_id = found["info"]["run_id"]
     model = team_server.rest("registered-models/get?name=tiny-model")["registered_model"]
     (version,) = model["latest_versions"]
@@ -167,7 +167,7 @@ def test_two_queued_experiments_write_to_the_server_at_once(team_server, reprodu
     assert sorted(param(r, "train.units") for r in queued) == ["12", "8"]
     for found in queued:
         assert found["info"]["status"] == "FINISHED"
-        assert "heldout_bits_per_char" in {m["key"] for m in found["data"]["metrics"]}
+        assert "test.bits_per_char_windowed" in {m["key"] for m in found["data"]["metrics"]}
     versions = team_server.rest("model-versions/search?filter=name%3D%27tiny-model%27")
     run_ids = {v["run_id"] for v in versions["model_versions"]}
     assert {r["info"]["run_id"] for r in queued} <= run_ids
@@ -201,3 +201,21 @@ def run_train(clone: Path, env: dict[str, str]) -> subprocess.CompletedProcess[s
         timeout=300,
         check=False,
     )
+
+
+def test_without_postgresql_the_server_refuses_in_one_line(tmp_path):
+    # PG_BINDIR names the PostgreSQL to use; an empty folder is a machine without it.
+    env = clean_environment(PG_BINDIR=str(tmp_path), TEAM_DIR=str(tmp_path / "team"))
+    result = subprocess.run(
+        ["scripts/tracking_server.sh"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert "PostgreSQL is not installed" in line and "apt-get install postgresql" in line, line
+    assert not (tmp_path / "team").exists()

@@ -20,6 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -206,3 +207,14 @@ def test_task_description_reads_tf_config(monkeypatch):
     config = {"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}
     monkeypatch.setenv("TF_CONFIG", json.dumps(config))
     assert distribute.task_description() == "worker 1 of 2"
+
+
+def test_clipping_uses_the_norm_of_the_summed_sparse_gradient():
+    optimizer = keras.optimizers.Adam(clipnorm=1.0)
+    # Character 0 seen twice in a batch: two rows of (3, 0), i.e. a dense row (6, 0).
+    sparse = tf.IndexedSlices(
+        tf.constant([[3.0, 0.0], [3.0, 0.0]]), tf.constant([0, 0]), tf.constant([2, 2])
+    )
+    distribute.clip_summed_gradients(optimizer)
+    (clipped,) = optimizer._clip_gradients([sparse])
+    np.testing.assert_allclose(clipped.numpy(), [[1.0, 0.0], [0.0, 0.0]], atol=1e-6)

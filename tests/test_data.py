@@ -1,0 +1,83 @@
+"""pipeline/data.py: step counts, the seeded per-epoch order, the batches each dataset yields."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipeline.config import EncodeParams, TrainParams
+from pipeline.data import count_steps, shuffled_batches, training_dataset, validation_dataset
+from pipeline.encode import encode_corpus
+from pipeline.encoded import EncodedData
+
+TEXT = "When shall we three meet again\nIn thunder, lightning, or in rain?\n" * 20
+
+
+@pytest.fixture(scope="module")
+def data() -> EncodedData:
+    return EncodedData(*encode_corpus(TEXT, EncodeParams(seq_len=20, stride=10, val_fraction=0.2)))
+
+
+def test_count_steps_caps_and_never_returns_zero():
+    assert count_steps(100, 8) == 12
+    assert count_steps(100, 8, steps_per_epoch=5) == 5
+    assert count_steps(100, 8, steps_per_epoch=50) == 12
+    assert count_steps(3, 8) == 1  # a corpus smaller than one batch still trains
+
+
+def epochs_of(stream: tf.data.Dataset, epochs: int, steps: int) -> list[list[list[int]]]:
+    batches = [batch.numpy().tolist() for batch in stream.take(epochs * steps)]
+    return [batches[e * steps : (e + 1) * steps] for e in range(epochs)]
+
+
+def test_each_epoch_is_a_seeded_permutation_so_a_resumed_stream_matches():
+    starts = np.arange(0, 40, dtype=np.int64)
+    from_start = epochs_of(
+        shuffled_batches(starts, 8, seed=1, first_epoch=0, steps_per_epoch=5), 3, 5
+    )
+    resumed = epochs_of(shuffled_batches(starts, 8, seed=1, first_epoch=1, steps_per_epoch=5), 2, 5)
+    assert resumed == from_start[1:]
+    for epoch in from_start:
+        assert sorted(sum(epoch, [])) == list(range(40))  # every window once per epoch
+    assert from_start[0] != from_start[1]  # reshuffled each epoch
+    other_seed = epochs_of(
+        shuffled_batches(starts, 8, seed=2, first_epoch=0, steps_per_epoch=5), 1, 5
+    )
+    assert other_seed[0] != from_start[0]
+
+
+def test_steps_per_epoch_takes_the_start_of_each_epochs_permutation():
+    starts = np.arange(0, 40, dtype=np.int64)
+    full = epochs_of(shuffled_batches(starts, 8, seed=1, first_epoch=0, steps_per_epoch=5), 2, 5)
+    capped = epochs_of(shuffled_batches(starts, 8, seed=1, first_epoch=0, steps_per_epoch=2), 2, 2)
+    assert capped == [epoch[:2] for epoch in full]
+
+
+def test_sequence_training_batches(data):
+    params = TrainParams(batch_size=4, steps_per_epoch=3)
+    dataset, steps = training_dataset(data, params)
+    assert steps == 3
+    inputs, targets = next(iter(dataset))
+    assert inputs.shape == targets.shape == (4, 20)
+    assert inputs.dtype == tf.int32
+    np.testing.assert_array_equal(inputs[:, 1:], targets[:, :-1])  # next-character targets
+
+
+def test_tutorial_training_batches(data):
+    params = TrainParams(architecture="tutorial", batch_size=4)
+    dataset, steps = training_dataset(data, params)
+    assert steps == (len(data.train_ids) - 50) // 4  # stride-1 windows
+    inputs, targets = next(iter(dataset))
+    assert inputs.shape == (4, 50, 1)
+    assert inputs.dtype == tf.float32
+    assert float(tf.reduce_max(inputs)) < 1.0  # ids scaled by the vocabulary size
+    assert targets.shape == (4,)
+
+
+@pytest.mark.parametrize("architecture", ["sequence", "tutorial"])
+def test_validation_scores_every_held_out_window_once(data, architecture):
+    batches = list(validation_dataset(data, architecture, batch_size=7))
+    windows = sum(int(inputs.shape[0]) for inputs, _ in batches)
+    if architecture == "sequence":
+        assert windows == data.spec.val_windows
+    else:
+        assert windows == len(data.val_ids) - 50

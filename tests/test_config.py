@@ -10,8 +10,7 @@ from hypothesis import strategies as st
 
 from pipeline.config import Params, flatten_params, load_params, parse_params
 from pipeline.errors import ConfigError
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.project import ROOT
 
 
 @pytest.fixture

@@ -7,10 +7,14 @@ The whole loop (prompt priming, sampling, feeding back) is one compiled `tf.func
 
 Sampling: temperature (0 means greedy), then optional top-k and top-p (nucleus) filtering, then a
 stateless categorical draw seeded by `(seed, step)`, so the same seed gives the same text.
+
+Prompts of different lengths run as one batch: they are padded on the left, and a row's state
+only starts to change at its first real character, so each row continues exactly its own prompt.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +26,8 @@ import tensorflow as tf
 from pipeline.errors import PipelineError
 from pipeline.model import EMBEDDING, LOGITS, architecture_of, lstm_name
 
+INT32_MAX = 2**31 - 1
+
 
 @dataclass(frozen=True)
 class SamplingSettings:
@@ -31,12 +37,19 @@ class SamplingSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.temperature < 0:
-            raise PipelineError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
-        if self.top_k < 0:
-            raise PipelineError(f"top-k must be >= 0 (0 = off), got {self.top_k}")
+        # `not 0 <= x` also catches NaN, which every comparison answers False: a NaN temperature
+        # would otherwise fall through to greedy and an infinite one to a uniform draw.
+        if not 0 <= self.temperature < math.inf:
+            message = (
+                f"temperature must be a finite number >= 0 (0 = greedy), got {self.temperature}"
+            )
+            raise PipelineError(message)
+        if not 0 <= self.top_k <= INT32_MAX:  # the compiled sampler holds it as an int32
+            raise PipelineError(f"top-k must be between 0 (off) and {INT32_MAX}, got {self.top_k}")
         if not 0 < self.top_p <= 1:
             raise PipelineError(f"top-p must be in (0, 1], got {self.top_p}")
+        if not -(2**63) <= self.seed < 2**63:  # the stateless draw's seed is an int64
+            raise PipelineError(f"seed must be between {-(2**63)} and {2**63 - 1}, got {self.seed}")
 
 
 def filter_logits(logits: tf.Tensor, top_k: tf.Tensor, top_p: tf.Tensor) -> tf.Tensor:
@@ -78,6 +91,8 @@ class Sampler:
     states for the sequence model, the last 50 ids for the tutorial model.
     """
 
+    pad_id = 0  # fills the left of shorter prompts in a batch (the window sampler reads it)
+
     def __init__(self, model: keras.Model, vocabulary: list[str]) -> None:
         self.model = model
         self.vocabulary = vocabulary
@@ -85,7 +100,9 @@ class Sampler:
         self._prime_fn = tf.function(self._prime, reduce_retracing=True)
         self._sample_fn = tf.function(self._sample_ids, reduce_retracing=True)
 
-    def _prime(self, prompts: tf.Tensor) -> Any:
+    def _prime(self, prompts: tf.Tensor, lengths: tf.Tensor) -> Any:
+        """State after `prompts` (batch, time), left-padded; `lengths` (batch,) are the real
+        lengths, so a row's padding must leave its state as if the row started later."""
         raise NotImplementedError
 
     def _next_logits(self, state: Any) -> tuple[tf.Tensor, Any]:
@@ -133,13 +150,20 @@ class Sampler:
     def stream(
         self, prompts: list[str], length: int, settings: SamplingSettings, chunk: int = 0
     ) -> Iterator[list[str]]:
-        """Yield the continuations piece by piece (`chunk` characters at a time; 0 = at once)."""
+        """Yield the continuations piece by piece (`chunk` characters at a time; 0 = at once).
+
+        A caller that stops iterating stops the work: nothing runs ahead of the last chunk."""
         if length < 1:
             raise PipelineError(f"length must be at least 1, got {length}")
+        if not prompts:
+            raise PipelineError("no prompts given: send at least one")
         encoded = [self.encode_prompt(prompt) for prompt in prompts]
-        if len({len(ids) for ids in encoded}) != 1:
-            raise PipelineError("prompts of one batch must have the same length")
-        state = self._prime_fn(tf.constant(np.stack(encoded)))
+        lengths = np.array([len(ids) for ids in encoded], dtype=np.int32)
+        shape = (len(encoded), int(lengths.max()))  # (batch, time)
+        padded = np.full(shape, self.pad_id, dtype=np.int32)
+        for row, ids in enumerate(encoded):
+            padded[row, padded.shape[1] - len(ids) :] = ids
+        state = self._prime_fn(tf.constant(padded), tf.constant(lengths))
         chunk = chunk or length
         sampling = (
             tf.constant(settings.temperature, tf.float32),
@@ -153,7 +177,7 @@ class Sampler:
             yield ["".join(self.vocabulary[i] for i in row) for row in ids.numpy()]
 
     def generate(self, prompts: list[str], length: int, settings: SamplingSettings) -> list[str]:
-        """One continuation of `length` characters per prompt (prompts must be equally long)."""
+        """One continuation of `length` characters per prompt, all prompts in one batch."""
         (texts,) = self.stream(prompts, length, settings)
         return texts
 
@@ -178,15 +202,24 @@ class SequenceSampler(Sampler):
             new_states.append(list(new_state))
         return self.dense(x), new_states  # (batch, vocab) float32
 
-    def _prime(self, prompts: tf.Tensor) -> tuple[tf.Tensor, list[list[tf.Tensor]]]:
-        """Run every prompt character but the last; that one feeds the first sampling step."""
-        batch = tf.shape(prompts)[0]
+    def _prime(
+        self, prompts: tf.Tensor, lengths: tf.Tensor
+    ) -> tuple[tf.Tensor, list[list[tf.Tensor]]]:
+        """Run every prompt character but the last; that one feeds the first sampling step.
+        A row keeps its zero state while the position is still in its left padding."""
+        batch, time = tf.shape(prompts)[0], tf.shape(prompts)[1]
         states = [
             [tf.zeros((batch, cell.units), self.compute_dtype) for _ in range(2)]
             for cell in self.cells
         ]
-        for position in tf.range(tf.shape(prompts)[1] - 1):
-            _, states = self._step(prompts[:, position], states)
+        first_real = time - lengths  # (batch,) position of each row's first character
+        for position in tf.range(time - 1):
+            _, stepped = self._step(prompts[:, position], states)
+            started = (position >= first_real)[:, None]  # (batch, 1)
+            states = [
+                [tf.where(started, new, old) for new, old in zip(new_pair, old_pair, strict=True)]
+                for new_pair, old_pair in zip(stepped, states, strict=True)
+            ]
         return prompts[:, -1], states
 
     def _next_logits(self, state: Any) -> tuple[tf.Tensor, Any]:
@@ -206,7 +239,9 @@ class WindowSampler(Sampler):
         self.window = int(model.input_shape[1])
         self.pad_id = self.index.get(" ", 0)
 
-    def _prime(self, prompts: tf.Tensor) -> tf.Tensor:
+    def _prime(self, prompts: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
+        # Shorter prompts arrive left-padded with `pad_id`, as the window pads them anyway.
+        del lengths
         batch, length = tf.shape(prompts)[0], tf.shape(prompts)[1]
         padding = tf.fill((batch, tf.maximum(self.window - length, 0)), self.pad_id)
         return tf.concat([padding, prompts], axis=1)[:, -self.window :]  # (batch, window)
@@ -220,7 +255,15 @@ class WindowSampler(Sampler):
 
 
 def make_sampler(model: keras.Model, vocabulary: list[str]) -> Sampler:
-    """The right sampler for a model built by `pipeline.model`."""
+    """The right sampler for a model built by `pipeline.model`, after checking that the
+    vocabulary is the one the model was trained on (one character per output logit)."""
+    outputs = model.output_shape[-1]
+    if outputs != len(vocabulary):
+        raise PipelineError(
+            f"the vocabulary has {len(vocabulary)} characters but model {model.name!r} predicts "
+            f"{outputs}: they come from different runs; pass the vocab.json the model was "
+            "trained with (`--vocab`), or re-run `dvc repro`"
+        )
     names = {layer.name for layer in model.layers}
     if EMBEDDING in names:
         return SequenceSampler(model, vocabulary)

@@ -9,28 +9,38 @@ serves from anywhere MLflow, TensorFlow and Keras are installed:
     curl -s 127.0.0.1:5001/invocations -H 'Content-Type: application/json' -d \
       '{"dataframe_records": [{"prompt": "fair is foul"}], "params": {"length": 200, "seed": 1}}'
 
-Input: a DataFrame with a string column `prompt`. Settings are request `params` shared by every
-row (`length`, `temperature`, `top_k`, `top_p`, `seed`; defaults in `PARAMS`). Output: a DataFrame
-with a string column `text`, each prompt's continuation. Rows are generated in batches of equal
-prompt length, so a row's text depends on the seed, its prompt and its position among the rows
-with prompts of that length, as `--num-samples` does in the CLI: send a prompt N times for N
-different samples.
+Input: a DataFrame with a string column `prompt` (in Python also a dict `{"prompt": [...]}`).
+Settings are request `params` shared by every row (`length`, `temperature`, `top_k`, `top_p`,
+`seed`, `timeout_s`; defaults in `PARAMS`). Output: a DataFrame with a string column `text`, each
+prompt's continuation. All rows are generated as one batch (shorter prompts padded), so a row's
+text depends on the seed, its prompt and its position among the rows, as `--num-samples` does in
+the CLI: send a prompt N times for N different samples.
+
+Work per request is bounded: a prompt has at most `MAX_PROMPT_CHARS` characters, and rows x
+(longest prompt + length) is at most `MAX_WORK` character steps; a bigger request is refused with
+HTTP 400 before any work. Generation runs in chunks and stops at a deadline (`timeout_s`, at most
+`MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT` minus a margin), answering HTTP 504 with what was asked,
+so no request keeps a worker busy after MLflow has given up on it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
+import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import mlflow.pyfunc
+import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.models.model import ModelInfo
+from mlflow.protos.databricks_pb2 import DEADLINE_EXCEEDED
 from mlflow.pyfunc import PythonModel, PythonModelContext
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
@@ -41,6 +51,15 @@ from pipeline.sampling import Sampler, SamplingSettings, make_sampler
 ARTIFACT_NAME = "generator"
 MAX_LENGTH = 100_000
 MAX_ROWS = 1024
+MAX_PROMPT_CHARS = 2_000
+# rows x (longest prompt + length): one character step of one row each. The default model steps
+# ~10,000 characters a second for one row and ~100,000 in a batch of 64 on two CPU cores, so the
+# biggest accepted request takes seconds to tens of seconds there; the deadline bounds the rest.
+MAX_WORK = 1_000_000
+CHUNK = 256  # characters per compiled call between two deadline checks
+# MLflow's scoring server answers 504 after MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT (60 s by
+# default) but leaves the handler running; stopping a margin earlier frees the worker first.
+DEADLINE_MARGIN_S = 10.0
 
 PARAMS = ParamSchema(
     [
@@ -49,6 +68,7 @@ PARAMS = ParamSchema(
         ParamSpec("top_k", "integer", 0),  # 0 = off
         ParamSpec("top_p", "double", 1.0),  # 1 = off
         ParamSpec("seed", "long", 0),
+        ParamSpec("timeout_s", "double", 0.0),  # 0 = the server's budget; less stops sooner
     ]
 )
 SIGNATURE = ModelSignature(
@@ -86,6 +106,10 @@ def read_vocabulary(path: Path) -> list[str]:
     return chars
 
 
+class DeadlineExceeded(PipelineError):
+    """Generation ran past the request's time budget and was stopped."""
+
+
 def settings_from_params(params: dict[str, Any] | None) -> tuple[int, SamplingSettings]:
     """Request params (missing ones take the schema defaults) -> (length, sampling settings)."""
     values = {spec.name: spec.default for spec in PARAMS.params} | (params or {})
@@ -101,21 +125,80 @@ def settings_from_params(params: dict[str, Any] | None) -> tuple[int, SamplingSe
     return length, settings
 
 
-def generate_texts(
-    sampler: Sampler, prompts: list[str], length: int, settings: SamplingSettings
-) -> list[str]:
-    """One continuation per prompt, in order; prompts of each length form one batch."""
+def server_budget_s() -> float:
+    """Seconds a request may generate for: MLflow's request timeout minus a margin."""
+    try:
+        timeout = float(os.environ.get("MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT") or 60)
+    except ValueError:
+        timeout = 60.0
+    return max(timeout - DEADLINE_MARGIN_S, 1.0)
+
+
+def budget_from_params(params: dict[str, Any] | None, server_budget: float) -> float:
+    """The request's `timeout_s` (0 or missing = the server's budget), never above the server's."""
+    requested = float((params or {}).get("timeout_s") or 0.0)
+    if not 0 <= requested < float("inf"):  # also refuses NaN
+        raise PipelineError(f"timeout_s must be a finite number of seconds >= 0, got {requested}")
+    return min(requested, server_budget) if requested > 0 else server_budget
+
+
+def check_work(prompts: list[str], length: int) -> None:
+    """Refuse, before any work, a request bigger than the bounds in the module docstring."""
     if not 1 <= len(prompts) <= MAX_ROWS:
         raise PipelineError(f"send between 1 and {MAX_ROWS} prompts, got {len(prompts)}")
-    texts = [""] * len(prompts)
-    groups: dict[int, list[int]] = {}
-    for row, prompt in enumerate(prompts):
-        groups.setdefault(len(prompt), []).append(row)
-    for rows in groups.values():
-        batch = sampler.generate([prompts[row] for row in rows], length, settings)
-        for row, text in zip(rows, batch, strict=True):
-            texts[row] = text
-    return texts
+    longest = max(len(prompt) for prompt in prompts)
+    if longest > MAX_PROMPT_CHARS:
+        raise PipelineError(
+            f"a prompt has {longest} characters; at most {MAX_PROMPT_CHARS} are accepted"
+        )
+    work = len(prompts) * (longest + length)
+    if work > MAX_WORK:
+        raise PipelineError(
+            f"the request asks for {len(prompts)} rows x ({longest} prompt + {length} generated) "
+            f"= {work} characters of work; at most {MAX_WORK} per request: send fewer rows, "
+            "shorter prompts or a smaller length"
+        )
+
+
+def generate_texts(
+    sampler: Sampler,
+    prompts: list[str],
+    length: int,
+    settings: SamplingSettings,
+    budget_s: float = float("inf"),
+) -> list[str]:
+    """One continuation per prompt, in order, all rows in one batch; stops with
+    `DeadlineExceeded` once `budget_s` seconds have passed."""
+    check_work(prompts, length)
+    started = time.monotonic()
+    pieces: list[list[str]] = [[] for _ in prompts]
+    done = 0
+    for chunk in sampler.stream(prompts, length, settings, CHUNK):
+        for row, piece in enumerate(chunk):
+            pieces[row].append(piece)
+        done += len(chunk[0])
+        elapsed = time.monotonic() - started
+        if done < length and elapsed > budget_s:
+            raise DeadlineExceeded(
+                f"generation stopped after {elapsed:.1f} s, over the {budget_s:g} s budget, with "
+                f"{done} of {length} characters per row done: ask for fewer rows or characters"
+            )
+    return ["".join(row) for row in pieces]
+
+
+def prompts_from_input(model_input: Any) -> list[str]:
+    """The prompts of a DataFrame with a `prompt` column, or of a dict `{"prompt": [...]}`
+    (MLflow turns such a dict into a one-row DataFrame holding the list)."""
+    if isinstance(model_input, dict):
+        model_input = pd.DataFrame({key: [value] for key, value in model_input.items()})
+    if not isinstance(model_input, pd.DataFrame) or "prompt" not in model_input.columns:
+        raise PipelineError("the input needs a `prompt` column")
+    column = list(model_input["prompt"])
+    if len(column) == 1 and isinstance(column[0], list | tuple | np.ndarray):
+        column = list(column[0])
+    if not all(isinstance(prompt, str) for prompt in column):
+        raise PipelineError("every `prompt` must be a string")
+    return column
 
 
 def warm_up(sampler: Sampler) -> None:
@@ -145,16 +228,16 @@ class TextGenerator(PythonModel):
     ) -> pd.DataFrame:
         if self.sampler is None:
             raise MlflowException("TextGenerator.predict called before load_context")
-        if "prompt" not in model_input.columns:
-            raise MlflowException.invalid_parameter_value("the input needs a `prompt` column")
-        prompts = list(model_input["prompt"])
-        if not all(isinstance(prompt, str) for prompt in prompts):
-            raise MlflowException.invalid_parameter_value("every `prompt` must be a string")
         try:
+            prompts = prompts_from_input(model_input)
             length, settings = settings_from_params(params)
-            texts = generate_texts(self.sampler, prompts, length, settings)
+            budget = budget_from_params(params, server_budget_s())
+            texts = generate_texts(self.sampler, prompts, length, settings, budget)
+        except DeadlineExceeded as error:
+            # DEADLINE_EXCEEDED reaches the HTTP client as a 504 with this message.
+            raise MlflowException(str(error), error_code=DEADLINE_EXCEEDED) from None
         except PipelineError as error:
-            # An MlflowException reaches the HTTP client as a 400 with this message.
+            # INVALID_PARAMETER_VALUE reaches the HTTP client as a 400 with this message.
             raise MlflowException.invalid_parameter_value(str(error)) from None
         return pd.DataFrame({"text": texts})
 

@@ -17,7 +17,9 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
+import filelock
 import mlflow
+import sqlalchemy.exc
 from filelock import FileLock
 from mlflow import MlflowClient
 from mlflow.entities import RunStatus
@@ -114,11 +116,46 @@ def hash_folder(folder: Path = ENCODED_DIR) -> str:
 
 def store_creation_lock(uri: str) -> contextlib.AbstractContextManager[object]:
     """For a SQLite store, a file lock around its first use: two experiments started at once
-    would otherwise both run MLflow's schema migrations ("duplicate column name")."""
+    would otherwise both run MLflow's schema migrations ("duplicate column name"). It waits
+    twice the URI's SQLite `timeout` (120 s for the default store)."""
     if not uri.startswith("sqlite:///"):
         return contextlib.nullcontext()
-    database = Path(uri.removeprefix("sqlite:///").split("?")[0])
-    return FileLock(database.with_name(database.name + ".lock"), timeout=120)
+    database, _, query = uri.removeprefix("sqlite:///").partition("?")
+    waits = [
+        value for key, _, value in (p.partition("=") for p in query.split("&")) if key == "timeout"
+    ]
+    try:
+        timeout = 2 * float(waits[-1]) if waits else 120.0
+    except ValueError:
+        timeout = 120.0
+    lock = Path(database).with_name(Path(database).name + ".lock")
+    return FileLock(lock, timeout=timeout if math.isfinite(timeout) else 120.0)
+
+
+@contextlib.contextmanager
+def store_errors(uri: str) -> Iterator[None]:
+    """Turn the store's own failures, which MLflow lets through as SQLAlchemy or lock errors,
+    into one line a user can act on: a damaged SQLite file, or a store another process holds."""
+    where = redact_url(uri)
+    try:
+        yield
+    except filelock.Timeout as error:
+        raise PipelineError(
+            f"MLflow tracking store {where}: its lock {error.lock_file} is still held by another "
+            "process (a parallel `dvc exp run`?); wait for it to finish, then retry"
+        ) from None
+    except sqlalchemy.exc.OperationalError as error:  # e.g. "database is locked"
+        reason = redact_text(str(error.orig or error).splitlines()[0])
+        raise PipelineError(
+            f"MLflow tracking store {where} could not be used ({reason}); if another process "
+            "holds it, wait for it to finish and retry"
+        ) from None
+    except sqlalchemy.exc.DatabaseError as error:  # e.g. "file is not a database"
+        reason = redact_text(str(error.orig or error).splitlines()[0])
+        raise PipelineError(
+            f"MLflow tracking store {where} is damaged ({reason}); move the file aside to start "
+            "a new store, or set MLFLOW_TRACKING_URI to another one"
+        ) from None
 
 
 def store_refusal(error: mlflow.exceptions.MlflowException, uri: str, experiment: str) -> str:
@@ -166,10 +203,11 @@ def start_training_run(
         **(tags or {}),
     }
     try:
-        with store_creation_lock(uri):
-            mlflow.set_experiment(params.mlflow.experiment)
-        run = mlflow.start_run(run_name=run_name, tags=all_tags)
-        mlflow.log_params(flatten_params(params))
+        with store_errors(uri):
+            with store_creation_lock(uri):
+                mlflow.set_experiment(params.mlflow.experiment)
+            run = mlflow.start_run(run_name=run_name, tags=all_tags)
+            mlflow.log_params(flatten_params(params))
     except mlflow.exceptions.MlflowException as error:
         raise PipelineError(store_refusal(error, uri, params.mlflow.experiment)) from None
     return run
@@ -253,7 +291,7 @@ def promote_if_better(versions: dict[str, str], value: float) -> dict[str, str]:
     experiments cannot both see the old champion."""
     client = MlflowClient()
     first = next(iter(versions))
-    with store_creation_lock(tracking_uri()):
+    with store_errors(tracking_uri()), store_creation_lock(tracking_uri()):
         previous_version, previous = champion_value(client, first)
         promoted = beats_champion(value, previous)
         if promoted:
@@ -292,7 +330,8 @@ def resume_recorded_run() -> mlflow.ActiveRun:
     recorded = files.read_json(RUN_FILE)
     mlflow.set_tracking_uri(tracking_uri())
     try:
-        return mlflow.start_run(run_id=recorded["run_id"])
+        with store_errors(tracking_uri()):
+            return mlflow.start_run(run_id=recorded["run_id"])
     except mlflow.exceptions.MlflowException as error:
         raise PipelineError(
             f"{RUN_FILE}: cannot re-open MLflow run {recorded['run_id']} in {tracking_uri()}: "

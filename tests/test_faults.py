@@ -11,6 +11,7 @@ import os
 import resource
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from tests.support.corpora import CORPUS
 from tests.support.project import Project, clean_environment, copy_project, init_repo
@@ -28,11 +30,13 @@ pytestmark = pytest.mark.slow
 DVC_TIMEOUT_S = 300
 
 
-def run_in(repo: Path, command: list[str]) -> subprocess.CompletedProcess[str]:
+def run_in(
+    repo: Path, command: list[str], env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         command,
         cwd=repo,
-        env=clean_environment(),
+        env=env or clean_environment(),
         capture_output=True,
         text=True,
         timeout=DVC_TIMEOUT_S,
@@ -266,3 +270,69 @@ def test_train_names_the_unreachable_store_in_one_line(
     line = error_line(result, "train")
     assert uri in line
     assert "MLflow" in line
+
+
+# --- (5) MLflow store damaged or held by another process ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def encoded_project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """A project where the data stages have run, so `train` goes straight to the store."""
+    project = Project.create(tmp_path_factory.mktemp("store_faults"))
+    project.run_ok(*STAGES)
+    return project
+
+
+def train_refused(project: Project, env: dict[str, str] | None = None) -> str:
+    """Run train; it must fail in one line and leave every file as it was (but the empty lock
+    file that guards the store's creation). Returns the line."""
+
+    def files() -> dict[str, bytes]:
+        return {k: v for k, v in project.snapshot().items() if not k.endswith(".db.lock")}
+
+    before = files()
+    # Not `project.run`: train imports TensorFlow and builds the model before it opens the
+    # store, which on a loaded 2-core machine can take longer than a data stage's time limit.
+    result = run_in(project.root, [sys.executable, "-m", "pipeline.train"], env)
+    line = error_line(result, "train")
+    assert files() == before
+    return line
+
+
+def test_a_damaged_sqlite_store_fails_train_in_one_line(encoded_project: Project) -> None:
+    store = encoded_project.root / "mlflow.db"  # the default store
+    store.write_bytes(b"not an SQLite database, e.g. a half-copied file\n" * 200)
+    try:
+        line = train_refused(encoded_project)
+    finally:
+        store.unlink()
+    assert f"MLflow tracking store sqlite:///{store}" in line
+    assert "is damaged (file is not a database); move the file aside" in line
+
+
+def test_a_store_locked_by_another_process_fails_train_in_one_line(
+    encoded_project: Project,
+) -> None:
+    store = encoded_project.root / "locked.db"
+    holder = sqlite3.connect(store, isolation_level=None)
+    try:
+        holder.execute("CREATE TABLE other (x)")
+        holder.execute("BEGIN IMMEDIATE")  # another process is writing: reads pass, writes wait
+        env = clean_environment(MLFLOW_TRACKING_URI=f"sqlite:///{store}?timeout=1")
+        started = time.monotonic()
+        line = train_refused(encoded_project, env)
+    finally:
+        holder.close()
+        store.unlink()
+    assert "could not be used (database is locked)" in line
+    assert time.monotonic() - started < 60
+
+
+def test_a_store_lock_held_past_its_timeout_fails_train_in_one_line(
+    encoded_project: Project,
+) -> None:
+    store = encoded_project.root / "held.db"
+    env = clean_environment(MLFLOW_TRACKING_URI=f"sqlite:///{store}?timeout=1")
+    with FileLock(store.with_name("held.db.lock")):  # e.g. a parallel experiment creating it
+        line = train_refused(encoded_project, env)
+    assert f"its lock {store}.lock is still held by another process" in line

@@ -113,6 +113,10 @@ def test_num_samples_prints_each_sample(project):
         (["--prompt", "ab", "--length", "10000000"], "--length must be between 1 and 100000"),
         (["--prompt", "ab", "--top-p", "0"], r"top-p must be in \(0, 1\], got 0.0"),
         (["--prompt", "ab", "--top-p", "1.5"], r"top-p must be in \(0, 1\], got 1.5"),
+        (["--prompt", "ab", "--temperature", "nan"], "temperature must be a finite number"),
+        (["--prompt", "ab", "--temperature", "inf"], "temperature must be a finite number"),
+        (["--prompt", "ab", "--seed", str(2**64)], "seed must be between"),
+        (["--prompt", "ab", "--top-k", str(2**40)], "top-k must be between"),
         (["--prompt", "ab", "--model", "missing.keras"], "missing.keras not found"),
     ],
 )
@@ -131,6 +135,23 @@ def test_a_corrupted_model_fails_with_one_line(tmp_path):
     (line,) = error_lines(result.stderr)
     assert re.fullmatch(r"generate: error: models/model.keras: cannot load the model.*", line)
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("chars", [VOCABULARY[:-1], [*VOCABULARY, "z"]], ids=["shorter", "longer"])
+def test_a_vocabulary_that_does_not_fit_the_model_fails_before_any_output(project, tmp_path, chars):
+    vocab = tmp_path / "vocab.json"
+    vocab.write_text(json.dumps({"chars": chars}))
+    result = generate(project, "--prompt", "ab", "--vocab", str(vocab))
+    assert result.returncode == 1 and result.stdout == ""
+    assert "Traceback" not in result.stderr
+    (line,) = error_lines(result.stderr)
+    assert f"vocabulary has {len(chars)} characters but model" in line
+
+
+@pytest.mark.parametrize("arguments", [("--seed", str(2**64)), ("--temperature", "nan")])
+def test_a_bad_setting_prints_nothing(project, arguments):
+    result = generate(project, "--prompt", "ab", *arguments)
+    assert result.returncode == 1 and result.stdout == ""
 
 
 def test_a_bad_prompt_prints_nothing(project):
@@ -153,3 +174,69 @@ def test_a_corrupted_vocabulary_fails_with_one_line(project, tmp_path):
     assert "Traceback" not in result.stderr
     (line,) = error_lines(result.stderr)
     assert re.fullmatch(r"generate: error: .*vocab.json.*", line)
+
+
+def test_every_option_shows_its_default_in_the_help(project):
+    result = generate(project, "--help")
+    assert result.returncode == 0
+    help_text = " ".join(result.stdout.split())
+    for default in ("(default: 300)", "(default: 0.8)", "(default: models/model.keras)"):
+        assert default in help_text
+    assert "models:/<name>@<alias>" in help_text
+
+
+def test_a_registered_model_that_does_not_exist_is_one_line(project):
+    result = generate(project, "--prompt", PROMPT, "--model", "models:/nobody@champion")
+    assert result.returncode == 1
+    (line,) = error_lines(result.stderr)
+    assert line.startswith("generate: error: cannot load models:/nobody@champion")
+
+
+@pytest.fixture(scope="module")
+def registered(project):
+    """The tiny model logged as a generator and registered in the project's default store."""
+    import mlflow  # noqa: PLC0415
+
+    from pipeline import serving, tracking  # noqa: PLC0415
+
+    uri = f"sqlite:///{project / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    try:
+        with mlflow.start_run():
+            info = serving.log_generator(
+                project / "models" / "model.keras",
+                project / "data" / "encoded" / "vocab.json",
+                "tiny-generator",
+            )
+        mlflow.MlflowClient().set_registered_model_alias(
+            "tiny-generator", tracking.CHAMPION, str(info.registered_model_version)
+        )
+    finally:
+        mlflow.set_tracking_uri(None)  # back to the default resolution, not a pinned copy of it
+    return project
+
+
+def test_a_registered_generator_by_alias_gives_the_same_text_as_its_file(registered, seeded):
+    from_registry = generate(
+        registered, *SEEDED, "--seed", "1", "--model", "models:/tiny-generator@champion"
+    )
+    assert from_registry.returncode == 0, from_registry.stderr
+    assert from_registry.stdout == seeded(1).stdout
+
+
+def test_no_notice_lands_between_the_prompt_and_the_text(project, seeded):
+    """Even with TensorFlow's notices switched on, as a terminal shows stdout and stderr."""
+    env = {key: value for key, value in os.environ.items() if key != "CHARLSTM_DEBUG"}
+    env |= {"PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "0", "PYTHONUNBUFFERED": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.generate", *SEEDED],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    # Whatever TensorFlow printed came before the prompt: the output ends with the clean text.
+    assert result.stdout.endswith(seeded(0).stdout), result.stdout

@@ -66,7 +66,7 @@ def test_filter_logits_top_k_and_top_p():
         ([""], 5, "prompt is empty"),
         (["abz"], 5, "not in the model's vocabulary: 'z'"),
         (["ab"], 0, "length must be at least 1"),
-        (["ab", "abc"], 5, "same length"),
+        ([], 5, "no prompts given"),
     ],
 )
 def test_bad_generation_requests(sampler, prompts, length, message):
@@ -79,13 +79,45 @@ def test_bad_generation_requests(sampler, prompts, length, message):
     [
         ({"top_p": 0.0}, "top-p must be in"),
         ({"top_p": 1.5}, "top-p must be in"),
-        ({"top_k": -1}, "top-k must be >= 0"),
-        ({"temperature": -1.0}, "temperature must be >= 0"),
+        ({"top_p": float("nan")}, "top-p must be in"),
+        ({"top_k": -1}, "top-k must be between 0"),
+        ({"top_k": 2**31}, "top-k must be between 0 .off. and 2147483647"),
+        ({"temperature": -1.0}, "temperature must be a finite number >= 0"),
+        (
+            {"temperature": float("nan")},
+            "temperature must be a finite number >= 0 .0 = greedy., got nan",
+        ),
+        (
+            {"temperature": float("inf")},
+            "temperature must be a finite number >= 0 .0 = greedy., got inf",
+        ),
+        ({"seed": 2**63}, "seed must be between -9223372036854775808 and 9223372036854775807"),
+        ({"seed": -(2**63) - 1}, "seed must be between"),
     ],
 )
 def test_bad_sampling_settings(settings, message):
     with pytest.raises(PipelineError, match=message):
         SamplingSettings(**settings)
+
+
+def test_extreme_seeds_within_int64_generate(sampler):
+    for seed in (2**63 - 1, -(2**63)):
+        (text,) = sampler.generate(["ab"], 5, SamplingSettings(seed=seed))
+        assert len(text) == 5
+
+
+def test_prompts_of_different_lengths_continue_as_if_alone(sampler):
+    greedy = SamplingSettings(temperature=0)
+    prompts = ["a", "bad cafe", "ab"]
+    together = sampler.generate(prompts, 12, greedy)
+    assert together == [sampler.generate([prompt], 12, greedy)[0] for prompt in prompts]
+
+
+@pytest.mark.parametrize("size", [len(VOCABULARY) - 1, len(VOCABULARY) + 1])
+def test_a_vocabulary_of_another_size_than_the_model_is_refused(sampler, size):
+    vocabulary = [chr(ord("A") + i) for i in range(size)]
+    with pytest.raises(PipelineError, match=f"vocabulary has {size} characters but model"):
+        make_sampler(sampler.model, vocabulary)
 
 
 def test_streamed_chunks_equal_one_call(sampler):
@@ -105,6 +137,17 @@ def test_make_sampler_picks_by_architecture(sampler):
     params = TrainParams(units=8, layers=2)
     tutorial = make_sampler(build_tutorial_model(len(VOCABULARY), 50, params), VOCABULARY)
     assert isinstance(tutorial, WindowSampler)
+
+
+def test_window_sampler_pads_a_batch_of_different_prompt_lengths_with_spaces():
+    tf.keras.utils.set_random_seed(2)
+    model = build_tutorial_model(len(VOCABULARY), 6, TrainParams(units=8, layers=1))
+    tutorial = make_sampler(model, VOCABULARY)
+    greedy = SamplingSettings(temperature=0)
+    prompts = ["a", "bad", "cafe bad"]
+    together = tutorial.generate(prompts, 10, greedy)
+    assert together == [tutorial.generate([prompt], 10, greedy)[0] for prompt in prompts]
+    assert together[0] == tutorial.generate(["     a"], 10, greedy)[0]
 
 
 def test_window_sampler_matches_the_tutorial_model():

@@ -12,7 +12,8 @@ one after another, so the ratios compare like with like on a shared, noisy machi
 (a) Supervised character targets per second after `--warmup` steps, timing `--steps` steps
     (best of three timings, as every rate here):
     the tutorial (50-character windows, batch 40, 2 x LSTM(300), dropout 0.2: 40 targets a step)
-    and the default model from params.yaml (batch x seq_len targets a step).
+    and the default model from params.yaml (batch x seq_len targets a step), then the default
+    again with TensorFlow's op determinism on (what `train.deterministic` costs).
 (b) The default model's training FLOP rate as a share of a float32 1024 x 1024 `tf.matmul`
     measured here. Training FLOPs = 3 x forward; forward per character and layer
     2 * 4 * units * (input + units), plus 2 * units * vocab for the output layer.
@@ -191,6 +192,14 @@ def report_throughput(default: TrainParams, data: EncodedData, args: argparse.Na
         )
     ratio = sequence.chars_per_second / tutorial.chars_per_second
     print(f"  default / tutorial chars/s: {ratio:.1f}x (target >= 40x)")
+    # What `train.deterministic` costs: the same model with TensorFlow's deterministic kernels.
+    # Last in (a): there is no switching it off again in this process.
+    tf.config.experimental.enable_op_determinism()
+    deterministic = measure_throughput(default, data, args.steps, args.warmup)
+    print(
+        f"  default with op determinism: {deterministic.chars_per_second:10.0f} chars/s, "
+        f"{deterministic.chars_per_second / sequence.chars_per_second:.2f}x the default's"
+    )
 
     print("(b) default model FLOP rate against a float32 1024x1024 matmul")
     matmul = matmul_flops_per_second()

@@ -1,4 +1,4 @@
-"""Baseline stage: the classical peer every LSTM run is measured against.
+"""Stage 5, baseline: the classical peer every LSTM run is measured against.
 
 Reads `data/encoded/` and the `baseline` and `encode` params; writes `reports/baseline.json` (a
 DVC metric): an interpolated modified Kneser-Ney character n-gram (`pipeline/ngram.py`) fitted on

@@ -19,7 +19,6 @@ import logging
 import os
 import re
 import stat
-from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
@@ -146,7 +145,8 @@ def describe_fetched(source: Source, fetched: Fetched) -> dict[str, object]:
         "bytes": len(fetched.data),
         "sha256": sha256_hex(fetched.data),
         "pin": "unpinned" if source.sha256 is None else "matched",  # a mismatch never gets here
-        "retrieved_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        # No retrieval time: source.json is a DVC output, so it must be a function of what was
+        # served, or every fresh clone's `dvc repro` would change dvc.lock (the log has the time).
     }
 
 

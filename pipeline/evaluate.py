@@ -1,6 +1,6 @@
 """Stage 7, evaluate: test likelihood beside the n-gram baseline, plus metrics on generated text.
 
-Reads `models/model.keras`, `models/run.json`, `data/encoded/`, `reports/baseline.json` and the
+Reads `models/model.keras`, `data/encoded/`, `reports/baseline.json` and the
 `evaluate` params; writes `reports/metrics.json` (a DVC metric), `reports/sampling.csv` (metrics
 against temperature, a `dvc plots` source) and `reports/samples.md` (every sample next to its
 prompt), and logs all of them into the MLflow run that the train stage opened.
@@ -209,7 +209,7 @@ def main() -> None:
     files.write_text(SAMPLING_PATH, sampling_csv(rows))
     files.write_text(SAMPLES_PATH, render_samples(samples, prompts))
 
-    with tracking.resume_recorded_run():
+    with tracking.resume_recorded_run(MODEL_PATH, params.mlflow.experiment):
         tracking.log_final_metrics(flatten_metrics(metrics))
         for path in (METRICS_PATH, SAMPLING_PATH, SAMPLES_PATH, BASELINE_PATH):
             mlflow.log_artifact(str(path), artifact_path="evaluation")

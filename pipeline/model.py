@@ -13,6 +13,9 @@ and before the logits (`dropout`), and decoupled weight decay in the optimiser (
 
 from __future__ import annotations
 
+import json
+import tempfile
+import zipfile
 from pathlib import Path
 
 import keras
@@ -98,6 +101,24 @@ def compile_model(
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         jit_compile=jit_compile,
     )
+
+
+def save_model(model: keras.Model, destination: Path) -> None:
+    """`model.save`, byte for byte a function of the weights: Keras stamps the save time into
+    `metadata.json` and the weights' zip entry, which would change `dvc.lock` on every run."""
+    with tempfile.TemporaryDirectory() as folder:
+        saved = Path(folder) / "model.keras"
+        model.save(saved)
+        with zipfile.ZipFile(saved) as source, zipfile.ZipFile(destination, "w") as target:
+            for entry in source.infolist():
+                data = source.read(entry)
+                if entry.filename == "metadata.json":
+                    metadata = json.loads(data)
+                    metadata.pop("date_saved", None)
+                    data = json.dumps(metadata, sort_keys=True).encode()
+                fixed = zipfile.ZipInfo(entry.filename, date_time=(1980, 1, 1, 0, 0, 0))
+                fixed.compress_type, fixed.external_attr = entry.compress_type, entry.external_attr
+                target.writestr(fixed, data)
 
 
 def load_model(path: Path) -> keras.Model:

@@ -1,8 +1,10 @@
 """MLflow plumbing shared by the train and evaluate stages.
 
-Both stages of one `dvc repro` log into ONE MLflow run: train opens it and records its id in
-`models/run.json`; evaluate re-opens that run. The default store is the SQLite file `mlflow.db`
-at the repository root; set `MLFLOW_TRACKING_URI` to use a tracking server instead.
+Both stages of one `dvc repro` log into ONE MLflow run: train opens it and tags it with the
+sha256 of the model file it wrote; evaluate finds the newest run with that tag and re-opens it.
+(No run id is written into a DVC output: its hash would change `dvc.lock` on every run.) The
+default store is the SQLite file `mlflow.db` at the repository root; set `MLFLOW_TRACKING_URI` to
+use a tracking server instead.
 """
 
 from __future__ import annotations
@@ -24,14 +26,13 @@ from filelock import FileLock
 from mlflow import MlflowClient
 from mlflow.entities import RunStatus
 
-from pipeline import files
-from pipeline.config import ENCODED_DIR, MODELS_DIR, Params, flatten_params
+from pipeline.config import ENCODED_DIR, Params, flatten_params
 from pipeline.errors import PipelineError
 from pipeline.urls import redact_text, redact_url
 
 log = logging.getLogger(__name__)
 
-RUN_FILE = MODELS_DIR / "run.json"
+MODEL_TAG = "model_sha256"  # the run that wrote a model file: how evaluate finds it
 # Outputs that git tracks (DVC keeps them out of its cache): pathspecs that `git_dirty` ignores.
 GENERATED_PATHS = (
     ":(exclude)dvc.lock",
@@ -108,10 +109,20 @@ def hash_folder(folder: Path = ENCODED_DIR) -> str:
     digest = hashlib.sha256()
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
-        with path.open("rb") as stream:
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(block)
+        update_from_file(digest, path)
     return digest.hexdigest()
+
+
+def hash_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    update_from_file(digest, path)
+    return digest.hexdigest()
+
+
+def update_from_file(digest: hashlib._Hash, path: Path) -> None:
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
 
 
 def store_creation_lock(uri: str) -> contextlib.AbstractContextManager[object]:
@@ -314,26 +325,35 @@ def promote_if_better(versions: dict[str, str], value: float) -> dict[str, str]:
     return tags
 
 
-def record_run(run: mlflow.ActiveRun) -> None:
-    files.write_json(
-        RUN_FILE,
-        {
-            "run_id": run.info.run_id,
-            "experiment_id": run.info.experiment_id,
-            "tracking_uri": tracking_uri(),
-        },
-    )
+def record_run(model_path: Path) -> None:
+    """Tag the active run with the sha256 of the model file it wrote, for evaluate to find."""
+    mlflow.set_tag(MODEL_TAG, hash_file(model_path))
 
 
-def resume_recorded_run() -> mlflow.ActiveRun:
-    """Re-open the run that the train stage recorded in `models/run.json`."""
-    recorded = files.read_json(RUN_FILE)
-    mlflow.set_tracking_uri(tracking_uri())
+def resume_recorded_run(model_path: Path, experiment: str) -> mlflow.ActiveRun:
+    """Re-open the newest run of `experiment` that wrote `model_path` (see `record_run`)."""
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    digest = hash_file(model_path)
+    rerun = "re-run `dvc repro -f train`"
     try:
-        with store_errors(tracking_uri()):
-            return mlflow.start_run(run_id=recorded["run_id"])
+        with store_errors(uri):
+            client = MlflowClient()
+            found = client.get_experiment_by_name(experiment)
+            runs = client.search_runs(
+                [found.experiment_id] if found else [],
+                filter_string=f"tags.{MODEL_TAG} = '{digest}'",
+                order_by=["attributes.start_time DESC"],
+                max_results=1,
+            )
+            if not runs:
+                raise PipelineError(
+                    f"no run of MLflow experiment '{experiment}' in {redact_url(uri)} trained "
+                    f"{model_path} (sha256 {digest[:12]}...); {rerun}"
+                )
+            return mlflow.start_run(run_id=runs[0].info.run_id)
     except mlflow.exceptions.MlflowException as error:
+        reason = redact_text((error.message or type(error).__name__).splitlines()[0])
         raise PipelineError(
-            f"{RUN_FILE}: cannot re-open MLflow run {recorded['run_id']} in {tracking_uri()}: "
-            f"{error.message}; re-run `dvc repro -f train`"
+            f"cannot re-open the training run in {redact_url(uri)} ({reason}); {rerun}"
         ) from None

@@ -1,8 +1,9 @@
-"""Stage 5, train: encoded ids -> a trained Keras model, tracked in MLflow.
+"""Stage 6, train: encoded ids -> a trained Keras model, tracked in MLflow.
 
 Reads `data/encoded/` and the `train` and `mlflow` params; writes `models/model.keras` (best
-weights by validation loss), `models/run.json` (the MLflow run that evaluate continues) and
-`reports/train_history.csv` (per-epoch losses, a `dvc plots` source).
+weights by validation loss; byte for byte the same for the same inputs on one machine) and
+`reports/train_history.csv` (per-epoch losses, a `dvc plots` source), and tags its MLflow run with
+the model's sha256, by which evaluate continues the same run.
 Run with `python -m pipeline.train`.
 
 It uses a GPU when TensorFlow sees one (mixed precision by `train.precision`), several devices or
@@ -46,11 +47,15 @@ from pipeline.data import TUTORIAL_WINDOW, training_dataset
 from pipeline.data import validation_dataset as make_validation_dataset
 from pipeline.encoded import EncodedData, load_encoded
 from pipeline.errors import PipelineError
-from pipeline.model import build_sequence_model, build_tutorial_model, compile_model
+from pipeline.model import (
+    build_sequence_model,
+    build_tutorial_model,
+    compile_model,
+    save_model,
+)
 from pipeline.serving import log_generator
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass(frozen=True)
@@ -207,7 +212,7 @@ def save_outputs(
         "epochs_run": len(history["val_loss"]),
     }
     with files.atomic_path(MODEL_PATH, suffix=".keras") as temporary:
-        model.save(temporary)
+        save_model(model, temporary)
     files.write_text(HISTORY_PATH, history_csv(history))
     mlflow.log_artifact(str(HISTORY_PATH), artifact_path="plots")
     mlflow.log_artifacts(str(REPORTS_DIR / "validation"), artifact_path="validation/docs")
@@ -230,7 +235,7 @@ def save_outputs(
         },
         final[tracking.SELECTION_METRIC],
     )
-    tracking.record_run(run)
+    tracking.record_run(MODEL_PATH)
     log.info(
         "best val_loss %.4f at epoch %d of %d",
         min(history["val_loss"]),

@@ -23,7 +23,12 @@ from pipeline.model import build_sequence_model
 from pipeline.sampling import SamplingSettings
 from pipeline.serving import (
     CARRIED_MODULES,
+    MAX_PROMPT_CHARS,
     MAX_ROWS,
+    MAX_WORK,
+    DeadlineExceeded,
+    budget_from_params,
+    check_work,
     generate_texts,
     log_generator,
     read_vocabulary,
@@ -103,14 +108,59 @@ def test_predict_rejects_bad_requests(generator, prompt, params, message):
         generator.predict(pd.DataFrame({"prompt": [prompt]}), params=params)
 
 
-def test_rows_are_batched_by_prompt_length_and_keep_their_order(generator):
+def test_rows_of_different_prompt_lengths_run_as_one_batch_and_keep_their_order(generator):
+    """Left padding must not change a row: greedy text of a mixed batch is each prompt's own."""
     sampler = generator.unwrap_python_model().sampler
-    settings = SamplingSettings(temperature=1.0, seed=2)
-    texts = generate_texts(sampler, ["ab", "abc", "ba"], 15, settings)
-    assert texts[0::2] == sampler.generate(["ab", "ba"], 15, settings)
-    assert texts[1:2] == sampler.generate(["abc"], 15, settings)
+    greedy = SamplingSettings(temperature=0)
+    prompts = ["ab", "bad cafe", "c", "ba"]
+    texts = generate_texts(sampler, prompts, 15, greedy)
+    assert texts == [sampler.generate([prompt], 15, greedy)[0] for prompt in prompts]
+    seeded = SamplingSettings(temperature=1.0, seed=2)
+    assert generate_texts(sampler, prompts, 15, seeded) == sampler.generate(prompts, 15, seeded)
     with pytest.raises(PipelineError, match=f"between 1 and {MAX_ROWS} prompts, got 0"):
-        generate_texts(sampler, [], 15, settings)
+        generate_texts(sampler, [], 15, seeded)
+
+
+def test_generation_stops_at_its_deadline(generator):
+    sampler = generator.unwrap_python_model().sampler
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceeded, match=r"over the 0\.01 s budget, with \d+ of 50000"):
+        generate_texts(sampler, ["ab"], 50_000, SamplingSettings(), budget_s=0.01)
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize(
+    ("rows", "prompt_length", "length", "message"),
+    [
+        (1, MAX_PROMPT_CHARS + 1, 1, f"a prompt has {MAX_PROMPT_CHARS + 1} characters; at most"),
+        (MAX_ROWS + 1, 1, 1, f"between 1 and {MAX_ROWS} prompts, got {MAX_ROWS + 1}"),
+        (MAX_ROWS, 1, MAX_WORK // MAX_ROWS, f"characters of work; at most {MAX_WORK}"),
+    ],
+)
+def test_check_work_refuses_oversized_requests(rows, prompt_length, length, message):
+    with pytest.raises(PipelineError, match=message):
+        check_work(["a" * prompt_length] * rows, length)
+
+
+def test_check_work_accepts_the_largest_request():
+    check_work(["a" * 999] * 1000, 1)
+
+
+def test_budget_from_params():
+    assert budget_from_params(None, 50.0) == 50.0
+    assert budget_from_params({"timeout_s": 2.5}, 50.0) == 2.5
+    assert budget_from_params({"timeout_s": 500.0}, 50.0) == 50.0
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(PipelineError, match="timeout_s must be a finite number"):
+            budget_from_params({"timeout_s": bad}, 50.0)
+
+
+def test_predict_takes_a_plain_dict(generator):
+    """The README's Python snippet: `predict({"prompt": [...]})`."""
+    params = {"length": 10, "temperature": 0}
+    served = generator.predict({"prompt": ["ab", "bad"]}, params=params)
+    expected = generator.predict(pd.DataFrame({"prompt": ["ab", "bad"]}), params=params)
+    assert served.equals(expected) and len(served) == 2
 
 
 def test_settings_from_params():
@@ -229,7 +279,10 @@ def ping(url: str) -> bool:
 
 
 def invoke(url: str, body: dict) -> requests.Response:
-    return requests.post(f"{url}/invocations", json=body, timeout=60)
+    # json.dumps, not `json=`: requests refuses NaN, which a hostile client may well send.
+    data = json.dumps(body)
+    headers = {"Content-Type": "application/json"}
+    return requests.post(f"{url}/invocations", data=data, headers=headers, timeout=70)
 
 
 def test_served_generator_answers_with_text(server):
@@ -256,3 +309,39 @@ def test_served_generator_rejects_a_bad_prompt_with_400(server):
     response = invoke(server, {"dataframe_records": [{"prompt": "ab§"}]})
     assert response.status_code == 400
     assert "not in the model's vocabulary" in response.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (  # ~0.5 MB in one prompt
+            {"dataframe_records": [{"prompt": "ab" * 250_000}]},
+            "a prompt has 500000 characters; at most",
+        ),
+        (
+            {"dataframe_records": [{"prompt": "ab"}] * 1000, "params": {"length": 100_000}},
+            "characters of work; at most",
+        ),
+        ({"dataframe_records": [{"prompt": "ab"}] * 5000}, "between 1 and 1024 prompts"),
+        ({"dataframe_records": [{"prompt": "ab"}], "params": {"temperature": float("nan")}}, "finite"),
+    ],
+    ids=["long-prompt", "too-much-work", "too-many-rows", "nan-temperature"],
+)
+def test_served_generator_refuses_oversized_requests_at_once(server, body, message):
+    started = time.monotonic()
+    response = invoke(server, body)
+    assert response.status_code == 400, response.text[:500]
+    assert message in response.json()["message"][-2000:]
+    assert time.monotonic() - started < 10
+
+
+def test_served_generator_cuts_off_a_slow_request_then_answers_the_next(server):
+    started = time.monotonic()
+    body = {"dataframe_records": [{"prompt": "ab"}] * 8, "params": {"length": 100_000}}
+    response = invoke(server, {**body, "params": {**body["params"], "timeout_s": 1.0}})
+    assert response.status_code == 504, response.text[:500]
+    assert "over the 1 s budget" in response.json()["message"]
+    assert time.monotonic() - started < 10
+    normal = invoke(server, {"dataframe_records": [{"prompt": "abc"}], "params": {"length": 20}})
+    assert normal.status_code == 200, normal.text
+    check_texts([row["text"] for row in normal.json()["predictions"]], 20)

@@ -2,16 +2,19 @@
 
 Every body, a package index's project page included, is read by `fetch_http`: a size cap
 (`download.max_bytes`), a timeout per socket read, a deadline for the whole source
-(`download.total_timeout_s`) and a minimum rate (`download.min_bytes_per_s`), so neither a huge
-nor a trickling server can hold the stage. Redirects may not downgrade HTTPS to plain HTTP.
-Every URL in a message is redacted (`user:token@` hidden), since messages reach logs and
-`data/raw/source.json`.
+(`download.total_timeout_s`, which also bounds the wait for the headers) and a minimum rate
+(`download.min_bytes_per_s`), so neither a huge nor a trickling server can hold the stage.
+Redirects may not downgrade HTTPS to plain HTTP. Every URL in a message is redacted (`user:token@`
+hidden), since messages reach logs and `data/raw/source.json`.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -178,6 +181,35 @@ def read_capped(
     return bytes(body)
 
 
+def get_by_deadline(
+    session: requests.Session, url: str, deadline: Deadline, label: str, **options: Any
+) -> requests.Response:
+    """`session.get(url, stream=True)`, given up when the deadline passes before the headers.
+
+    The read timeout restarts with every byte, so a server that sends its status line and headers
+    a byte at a time would never time out. The request runs in a daemon thread, left behind at the
+    deadline (the stage goes on to the next source, or exits); the body is read by the caller.
+    """
+    outcome: queue.Queue[requests.Response | Exception] = queue.Queue(maxsize=1)
+
+    def request() -> None:
+        try:
+            outcome.put(session.get(url, stream=True, **options))
+        except Exception as error:  # handed to the caller's thread, which raises it
+            outcome.put(error)
+
+    threading.Thread(target=request, name=f"GET {label}", daemon=True).start()
+    try:
+        result = outcome.get(timeout=max(deadline.remaining(), 0.0))
+    except queue.Empty:
+        raise DownloadError(
+            f"{label}: no response within download.total_timeout_s={deadline.seconds:g}; stopped"
+        ) from None
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
 def fetch_http(
     session: requests.Session,
     url: str,
@@ -196,7 +228,8 @@ def fetch_http(
     )
     headers = {"Accept": accept} if accept else None
     try:
-        with session.get(url, timeout=timeout, stream=True, headers=headers) as response:
+        response = get_by_deadline(session, url, deadline, label, timeout=timeout, headers=headers)
+        with response:
             if response.status_code >= 400:
                 raise HttpStatusError(response.status_code, response.reason, response.url)
             body = read_capped(response, settings, label, deadline)

@@ -130,14 +130,18 @@ def test_no_token_in_the_error_when_every_source_fails(project: Project) -> None
 # --- slow servers: an overall deadline and a minimum rate ---------------------------------------
 
 
-def trickle(interval_s: float) -> Handler:
-    """Declares 10,000 bytes, then sends one every `interval_s` until the client hangs up."""
+def trickle(interval_s: float, headers: bool = False) -> Handler:
+    """Sends a byte every `interval_s` until the client hangs up: of the body (10,000 bytes
+    declared), or already of the headers."""
 
     def handle(request: BaseHTTPRequestHandler) -> None:
-        request.send_response(200)
-        request.send_header("Content-Type", "text/plain")
-        request.send_header("Content-Length", "10000")
-        request.end_headers()
+        if headers:
+            request.wfile.write(b"HTTP/1.1 200 OK\r\nX-Never-Ending: ")
+        else:
+            request.send_response(200)
+            request.send_header("Content-Type", "text/plain")
+            request.send_header("Content-Length", "10000")
+            request.end_headers()
         try:
             for _ in range(10_000):
                 request.wfile.write(b"a")
@@ -150,20 +154,22 @@ def trickle(interval_s: float) -> Handler:
 
 
 @pytest.mark.parametrize(
-    ("download", "fragment"),
+    ("headers", "download", "fragment"),
     [
-        ({"min_bytes_per_s": 100}, "slower than download.min_bytes_per_s=100; stopped"),
+        (False, {"min_bytes_per_s": 100}, "slower than download.min_bytes_per_s=100; stopped"),
         (
+            False,
             {"min_bytes_per_s": 0, "total_timeout_s": 2},
             "took longer than download.total_timeout_s=2; stopped",
         ),
+        (True, {"total_timeout_s": 2}, "no response within download.total_timeout_s=2; stopped"),
     ],
-    ids=["minimum rate", "overall deadline"],
+    ids=["minimum rate", "overall deadline", "trickled headers"],
 )
 def test_a_trickling_server_is_cut_off(
-    project: Project, download: dict[str, Any], fragment: str
+    project: Project, headers: bool, download: dict[str, Any], fragment: str
 ) -> None:
-    with serve({"/slow.txt": trickle(0.5)}) as server:
+    with serve({"/slow.txt": trickle(0.5, headers)}) as server:
         use_sources(project, http_source(f"{server.url}/slow.txt"), **download)
         started = time.monotonic()
         check_refusal(project, "download", "web (http ", fragment)

@@ -5,19 +5,18 @@ The validate stage (`pipeline/validate.py`) turns the clean corpus into three sm
 distinct character: `character`, `count`, `is_letter`) and `stats` (one row of totals, including
 `letter_share`). `build_corpus_suite` says which expectations run on which table, with thresholds
 from the `validate` block of params.yaml. `run_corpus_suite` validates the tables in an in-memory
-GX context, can render Data Docs HTML, and reduces each result to an `Outcome`.
+GX context and reduces each result to an `Outcome`. (The HTML report is the project's own,
+`pipeline/validation_report.py`: GX's Data Docs fetch their assets from the network and embed
+corpus lines as raw HTML.)
 
 Importing this module imports GX (seconds), so the validate stage imports it only when it runs.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import great_expectations as gx
@@ -27,7 +26,6 @@ from great_expectations.core import ExpectationValidationResult
 from great_expectations.data_context.types.base import ProgressBarsConfig
 
 from pipeline.config import ValidateParams
-from pipeline.errors import PipelineError
 
 # This GX module pins its logger at INFO on import; make it follow the "great_expectations" level.
 logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.NOTSET)
@@ -43,7 +41,6 @@ MARKUP_PATTERN = (
 # Project Gutenberg header, footer or licence text that the clean stage failed to strip.
 LICENCE_PATTERN = r"(?i)project[ \t]+gutenberg|\*\*\*[ \t]*(?:start|end)[ \t]+of|gutenberg\.org"
 
-DOCS_SITE = "corpus"
 ROW_LABELS = {"lines": "line"}  # tables whose row index means something to a reader
 MAX_EXAMPLES = 5
 MAX_EXAMPLE_CHARS = 60
@@ -129,33 +126,15 @@ def build_corpus_suite(params: ValidateParams) -> dict[str, list[gxe.Expectation
 
 
 def run_corpus_suite(
-    tables: Mapping[str, pd.DataFrame],
-    suite: Mapping[str, Sequence[gxe.Expectation]],
-    docs_dir: Path | None = None,
+    tables: Mapping[str, pd.DataFrame], suite: Mapping[str, Sequence[gxe.Expectation]]
 ) -> list[Outcome]:
-    """Validate each table against its expectations; one `Outcome` each, in suite order.
-
-    With `docs_dir`, also render the suites and results as a Data Docs site there (`index.html`).
-    """
+    """Validate each table against its expectations; one `Outcome` each, in suite order."""
     missing = sorted(set(suite) - set(tables))
     if missing:
         raise ValueError(f"the suite names tables that were not built: {', '.join(missing)}")
     context = gx.get_context(mode="ephemeral")
     # tqdm bars from every metric computation would drown the stage's log.
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    if docs_dir is not None:
-        backend = {
-            "class_name": "TupleFilesystemStoreBackend",
-            "base_directory": str(docs_dir.resolve()),
-        }
-        context.add_data_docs_site(
-            site_name=DOCS_SITE,
-            site_config={
-                "class_name": "SiteBuilder",
-                "store_backend": backend,
-                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-            },
-        )
     source = context.data_sources.add_pandas("corpus")
     outcomes: list[Outcome] = []
     for table, expectations in suite.items():
@@ -168,55 +147,9 @@ def run_corpus_suite(
         definition = context.validation_definitions.add(
             gx.ValidationDefinition(name=f"corpus_{table}", data=batch, suite=table_suite)
         )
-        # The run is kept in the context's in-memory results store, which Data Docs renders.
         result = definition.run(batch_parameters={"dataframe": tables[table]})
         outcomes.extend(summarise_result(table, item) for item in result.results)
-    if docs_dir is not None:
-        with raising_render_errors():
-            context.build_data_docs(site_names=[DOCS_SITE])
     return outcomes
-
-
-class _RenderErrors(logging.Handler):
-    """Keeps the exceptions that GX catches, and only logs, while it renders Data Docs."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.errors: list[BaseException] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.levelno < logging.ERROR:
-            logging.getLogger(__name__).log(record.levelno, "%s", record.getMessage())
-            return
-        # GX logs from inside its `except` block, so the exception is still the current one.
-        caught = sys.exc_info()[1]
-        self.errors.append(caught or RuntimeError(record.getMessage().strip().splitlines()[0]))
-
-
-@contextlib.contextmanager
-def raising_render_errors() -> Iterator[None]:
-    """Turn a Data Docs rendering error into an exception instead of half-written docs.
-
-    GX catches any exception while it renders or writes a page (a full disk included), logs a
-    multi-line traceback and carries on; the stage would then publish incomplete reports.
-    """
-    handler = _RenderErrors()
-    render_logger = logging.getLogger("great_expectations.render")
-    render_logger.addHandler(handler)
-    render_logger.propagate = False  # the traceback GX logs is replaced by one error below
-    try:
-        yield
-    finally:
-        render_logger.removeHandler(handler)
-        render_logger.propagate = True
-    if handler.errors:
-        first = handler.errors[0]
-        if isinstance(first, OSError):
-            raise first  # e.g. a full disk: the CLI names the file or folder
-        count = len(handler.errors)
-        raise PipelineError(
-            f"GX could not render {count} Data Docs part(s): {type(first).__name__}: {first}"
-        )
 
 
 def summarise_result(table: str, result: ExpectationValidationResult) -> Outcome:

@@ -1,7 +1,13 @@
 """Atomic writes: a crash or a full disk never leaves a half-written output behind.
 
-Each writer writes a temporary file in the destination folder, flushes it to disk, then renames it
-over the destination (a rename within one file system is atomic on POSIX).
+Each writer writes a temporary file in the destination folder, flushes it to disk (`fsync`), then
+renames it over the destination (a rename within one file system is atomic on POSIX) and flushes
+the folder, so that the rename itself survives a power cut. Outputs get the permissions the
+user's umask gives an ordinary new file.
+
+Temporary names carry the writer's process id (`.<name>.<pid>.<random>.tmp`): the next write of
+the same output removes the leftovers of writers that are no longer running, and a folder whose
+writer died between its two renames (only `.<name>.<pid>.<random>.old` left) is put back first.
 """
 
 from __future__ import annotations
@@ -40,20 +46,89 @@ def errors_name(destination: Path, temporary: Path) -> Iterator[None]:
         raise OSError(error.errno, error.strerror or str(error), str(where)) from error
 
 
+def current_umask() -> int:
+    """The process umask (reading it means setting it, so it is set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file's data, or a folder's entries (a rename or a new name), to the disk."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def writer_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, as another user
+    return True
+
+
+def leftovers_of(destination: Path) -> list[tuple[Path, int]]:
+    """(path, writer pid) of every temporary or retired copy of `destination` in its folder."""
+    prefix = f".{destination.name}."
+    found = []
+    for path in destination.parent.iterdir():
+        if not path.name.startswith(prefix):
+            continue
+        pid, _, rest = path.name.removeprefix(prefix).partition(".")
+        if pid.isdigit() and (".tmp" in rest or rest.endswith(".old")):
+            found.append((path, int(pid)))
+    return found
+
+
+def remove_path(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def recover_leftovers(destination: Path) -> None:
+    """Clean up after writers of `destination` that died: put back a retired folder that was
+    never replaced (a kill between the two renames of `atomic_directory`), delete the rest."""
+    if not destination.parent.is_dir():
+        return
+    dead = [(path, pid) for path, pid in leftovers_of(destination) if not writer_alive(pid)]
+    retired = [path for path, _ in dead if path.name.endswith(".old")]
+    if retired and not destination.exists():
+        os.replace(retired[0], destination)
+        fsync_path(destination.parent)
+    for path, _ in dead:
+        if path.exists():
+            remove_path(path)
+
+
+def temporary_prefix(destination: Path) -> str:
+    return f".{destination.name}.{os.getpid()}."
+
+
 @contextlib.contextmanager
 def atomic_path(destination: Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path next to `destination`; rename it into place on success only."""
     destination.parent.mkdir(parents=True, exist_ok=True)
+    recover_leftovers(destination)
     handle, name = tempfile.mkstemp(
-        prefix=f".{destination.name}.", suffix=f".tmp{suffix}", dir=destination.parent
+        prefix=temporary_prefix(destination), suffix=f".tmp{suffix}", dir=destination.parent
     )
     os.close(handle)
-    os.chmod(name, 0o644)  # mkstemp creates 0600; outputs should read like ordinary files
+    os.chmod(name, 0o666 & ~current_umask())  # mkstemp creates 0600, whatever the umask says
     temporary = Path(name)
     try:
         with errors_name(destination, temporary):
             yield temporary
+            if temporary.is_file():  # the caller may have written it by name: flush it too
+                fsync_path(temporary)
             os.replace(temporary, destination)
+            fsync_path(destination.parent)
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -62,20 +137,27 @@ def atomic_path(destination: Path, suffix: str = "") -> Iterator[Path]:
 def atomic_directory(destination: Path) -> Iterator[Path]:
     """Yield an empty folder next to `destination`; it replaces `destination` only on success.
 
-    Two renames, so a crash leaves the old folder, the new one or none, never a mix of both.
+    Two renames, so a crash leaves the old folder, the new one or none, never a mix of both; a
+    crash between them leaves only the old one under a temporary name, put back on the next run.
     """
     destination.parent.mkdir(parents=True, exist_ok=True)
+    recover_leftovers(destination)
     temporary = Path(
-        tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent)
+        tempfile.mkdtemp(
+            prefix=temporary_prefix(destination), suffix=".tmp", dir=destination.parent
+        )
     )
-    os.chmod(temporary, 0o755)
+    os.chmod(temporary, 0o777 & ~current_umask())
     retired = temporary.with_suffix(".old")
     try:
         with errors_name(destination, temporary):
             yield temporary
+            for path in [*temporary.rglob("*"), temporary]:
+                fsync_path(path)
             if destination.exists():
                 os.replace(destination, retired)
             os.replace(temporary, destination)
+            fsync_path(destination.parent)
     finally:
         for leftover in (temporary, retired):
             if leftover.exists():
@@ -89,7 +171,7 @@ def atomic_open(destination: Path, mode: str = "w") -> Iterator[IO[Any]]:
     with atomic_path(destination) as temporary, temporary.open(mode, encoding=encoding) as stream:
         yield stream
         stream.flush()
-        os.fsync(stream.fileno())
+        os.fsync(stream.fileno())  # here too: a full disk may only surface at the flush
 
 
 def write_text(destination: Path, text: str) -> None:

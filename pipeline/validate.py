@@ -1,9 +1,10 @@
 """Validate stage: check the clean corpus against the data-quality suite before training.
 
-Reads `data/clean/corpus.txt` and the `validate` block of params.yaml. Writes Great Expectations
-Data Docs to `reports/validation/` (open `index.html`) and a JSON summary to
-`reports/validation.json`. If an expectation fails, both reports are still written, each failure
-is logged, and the stage exits 1, so `dvc repro` stops before encoding and training.
+Reads `data/clean/corpus.txt` and the `validate` block of params.yaml. Writes a self-contained
+HTML report to `reports/validation/index.html` (opens offline and in MLflow's artifact viewer; see
+`pipeline/validation_report.py`) and a JSON summary to `reports/validation.json`. If an
+expectation fails, both reports are still written, each failure is logged, and the stage exits 1,
+so `dvc repro` stops before encoding and training.
 
     python -m pipeline.validate
 
@@ -26,7 +27,8 @@ import pandas as pd
 from pipeline.cli import run_stage
 from pipeline.config import CLEAN_CORPUS, REPORTS_DIR, ValidateParams, load_params
 from pipeline.errors import ValidationFailed
-from pipeline.files import atomic_directory, write_json
+from pipeline.files import atomic_directory, write_json, write_text
+from pipeline.validation_report import render_report
 
 if TYPE_CHECKING:
     from pipeline.corpus_suite import Outcome
@@ -108,9 +110,9 @@ def raise_for_failures(outcomes: Sequence[Outcome]) -> None:
 
 
 def validate_corpus(
-    text: str, params: ValidateParams, docs_dir: Path | None = None
+    text: str, params: ValidateParams
 ) -> tuple[dict[str, int | float], list[Outcome]]:
-    """Run the suite on `text`; with `docs_dir`, also render Data Docs there."""
+    """Run the suite on `text`: the corpus statistics and one outcome per expectation."""
     # GX takes seconds to import, so only a run of the suite pays for it; it also logs dozens
     # of INFO lines on import and use, and the stage log wants only its warnings.
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
@@ -120,16 +122,18 @@ def validate_corpus(
     characters = build_character_table(text)
     statistics = compute_statistics(lines, characters)
     tables = {"lines": lines, "characters": characters, "stats": pd.DataFrame([statistics])}
-    return statistics, run_corpus_suite(tables, build_corpus_suite(params), docs_dir)
+    return statistics, run_corpus_suite(tables, build_corpus_suite(params))
 
 
 def main() -> None:
     params = load_params().validate_
     text = read_corpus(CLEAN_CORPUS)
     log.info("validating %s (%d characters)", CLEAN_CORPUS, len(text))
-    with atomic_directory(DOCS_DIR) as docs_dir:
-        statistics, outcomes = validate_corpus(text, params, docs_dir)
-    write_json(SUMMARY_PATH, summarise_validation(statistics, outcomes))
+    statistics, outcomes = validate_corpus(text, params)
+    summary = summarise_validation(statistics, outcomes)
+    with atomic_directory(DOCS_DIR) as docs_dir:  # a folder: what DVC and MLflow already expect
+        write_text(docs_dir / "index.html", render_report(summary))
+    write_json(SUMMARY_PATH, summary)
     log.info("wrote %s and %s", DOCS_DIR / "index.html", SUMMARY_PATH)
     raise_for_failures(outcomes)
     log.info("all %d expectations passed: %s", len(outcomes), statistics)

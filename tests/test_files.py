@@ -1,5 +1,7 @@
 """Atomic writers: a failed write leaves the previous output untouched."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -55,3 +57,40 @@ def test_atomic_directory_keeps_the_old_folder_when_the_build_fails(tmp_path):
         raise RuntimeError("crash")
     assert [path.name for path in destination.iterdir()] == ["old"]
     assert [path.name for path in tmp_path.iterdir()] == ["validation"]
+
+
+def test_leftovers_of_a_running_writer_are_kept_and_of_a_dead_one_removed(tmp_path):
+    dead = 2**22 + 12345  # above Linux's default pid_max, so no process has it
+    ours = tmp_path / f".corpus.txt.{os.getpid()}.abc.tmp"
+    theirs = tmp_path / f".corpus.txt.{dead}.abc.tmp"
+    unrelated = tmp_path / ".corpus.txt.notes"
+    for path in (ours, theirs, unrelated):
+        path.write_text("partial")
+    write_text(tmp_path / "corpus.txt", "new")
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
+        ["corpus.txt", ours.name, unrelated.name]
+    )
+
+
+def test_a_retired_folder_is_put_back_when_its_replacement_never_arrived(tmp_path):
+    dead = 2**22 + 12345
+    retired = tmp_path / f".encoded.{dead}.xyz.old"
+    retired.mkdir()
+    (retired / "vocab.json").write_text("old")
+    (tmp_path / f".encoded.{dead}.xyz.tmp").mkdir()
+    with pytest.raises(RuntimeError), atomic_directory(tmp_path / "encoded"):
+        raise RuntimeError("this write fails")
+    assert (tmp_path / "encoded" / "vocab.json").read_text() == "old"
+    assert [path.name for path in tmp_path.iterdir()] == ["encoded"]
+
+
+def test_files_and_folders_get_the_umask_permissions(tmp_path):
+    previous = os.umask(0o027)
+    try:
+        write_text(tmp_path / "a.txt", "a")
+        with atomic_directory(tmp_path / "folder") as folder:
+            write_text(folder / "b.txt", "b")
+    finally:
+        os.umask(previous)
+    assert oct((tmp_path / "a.txt").stat().st_mode & 0o777) == oct(0o640)
+    assert oct((tmp_path / "folder").stat().st_mode & 0o777) == oct(0o750)

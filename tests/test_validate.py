@@ -1,4 +1,4 @@
-"""The validate stage's table builders, report helpers, atomic Data Docs swap and CLI."""
+"""The validate stage's table builders, report helpers, atomic report swap and CLI."""
 
 import json
 import subprocess
@@ -152,9 +152,10 @@ def test_cli_fails_on_markup_then_passes_once_the_corpus_is_fixed(project):
     assert summary["success"] is True
     assert summary["statistics"]["total_chars"] == len(SCENE * 5)
     assert [item["success"] for item in summary["expectations"]] == [True] * 7
-    # The failed run's pages are gone: the folder was replaced, not merged.
-    runs = list((project / "reports" / "validation" / "validations").glob("*/*/*"))
-    assert len(runs) == 3
+    # The failed run's report is gone: the folder was replaced, not merged.
+    assert [path.name for path in (project / "reports" / "validation").iterdir()] == ["index.html"]
+    report = (project / "reports" / "validation" / "index.html").read_text(encoding="utf-8")
+    assert "7 of 7 expectations passed" in report and "FAIL" not in report
     assert sorted(path.name for path in (project / "reports").iterdir()) == [
         "validation",
         "validation.json",

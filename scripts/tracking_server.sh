@@ -158,7 +158,7 @@ mlflow_pid=$!
 
 # Print what to export once it answers, so the lines are not lost in its start-up log.
 until (exec 3<>"/dev/tcp/127.0.0.1/$TRACKING_PORT") 2>/dev/null; do
-    kill -0 "$mlflow_pid" 2>/dev/null || wait "$mlflow_pid" # it died: exit with its status
+    kill -0 "$mlflow_pid" 2>/dev/null || fail "the MLflow server exited; its messages are above"
     sleep 0.5
 done
 cat <<EOF

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from tests.support.project import ROOT
 
@@ -18,3 +19,53 @@ def section_blocks(heading: str, language: str = "bash") -> list[str]:
     end = re.search(rf"^#{{1,{level}}} ", rest, flags=re.MULTILINE)
     body = rest[: end.start()] if end else rest
     return re.findall(rf"^```{language}\n(.*?)^```", body, flags=re.MULTILINE | re.DOTALL)
+
+
+# A comment on the line right above a block's fence says how the README test treats it:
+#   <!-- readme-test: skip (why) -->           cannot run here (a GPU, a cloud bucket, two hosts)
+#   <!-- readme-test: run by PATH (why) -->    another test file or .ci/run runs it for real
+#   <!-- readme-test: server PORT -->          starts a server on PORT that the next blocks use
+MARKER = re.compile(r"^<!-- readme-test: (?P<directive>.*?) -->$")
+
+
+@dataclass(frozen=True)
+class Block:
+    """One fenced block of the README."""
+
+    line: int  # 1-based line of its opening fence
+    section: str  # the nearest heading above it
+    language: str
+    code: str
+    marker: str  # the readme-test directive above it, "" for none
+
+    @property
+    def label(self) -> str:
+        return f"L{self.line}-{self.section}"
+
+
+def readme_blocks(text: str, languages: tuple[str, ...] = ("bash", "python")) -> list[Block]:
+    """Every fenced block of `text` in `languages`, in order, with its section and marker."""
+    blocks: list[Block] = []
+    lines = text.splitlines()
+    section, index = "", 0
+    while index < len(lines):
+        line = lines[index]
+        if line.startswith("#") and not blocks_open(lines, index):
+            section = line.lstrip("#").strip()
+        fence = re.match(r"^```(\w*)\s*$", line)
+        if not fence:
+            index += 1
+            continue
+        end = next(i for i in range(index + 1, len(lines)) if lines[i].startswith("```"))
+        marker = MARKER.match(lines[index - 1]) if index else None
+        if fence.group(1) in languages:
+            code = "\n".join(lines[index + 1 : end]) + "\n"
+            directive = marker.group("directive") if marker else ""
+            blocks.append(Block(index + 1, section, fence.group(1), code, directive))
+        index = end + 1
+    return blocks
+
+
+def blocks_open(lines: list[str], index: int) -> bool:
+    """Whether line `index` lies inside a fenced block (a `#` comment there is no heading)."""
+    return sum(1 for line in lines[:index] if line.startswith("```")) % 2 == 1

@@ -25,6 +25,7 @@ from pipeline import files
 from pipeline.cli import run_stage
 from pipeline.config import CLEAN_CORPUS, ENCODED_DIR, EncodeParams, load_params
 from pipeline.errors import PipelineError
+from pipeline.validation_gate import require_passed_validation
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,7 @@ def read_clean_corpus(path: Path) -> str:
 
 def main() -> None:
     params = load_params().encode
+    require_passed_validation()
     text = read_clean_corpus(CLEAN_CORPUS)
     vocabulary, train, val, test, spec = encode_corpus(text, params)
     with files.atomic_directory(ENCODED_DIR) as folder:  # all five files, or the old folder

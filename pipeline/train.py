@@ -54,6 +54,7 @@ from pipeline.model import (
     save_model,
 )
 from pipeline.serving import log_generator
+from pipeline.validation_gate import require_passed_validation
 
 log = logging.getLogger(__name__)
 
@@ -323,6 +324,7 @@ def restore_training_state(
 
 def main() -> None:
     params = load_params()
+    require_passed_validation()
     settings = params.train
     strategy = distribute.create_strategy(settings.distribution)  # before any other TF op
     hardware = detect_hardware(settings.precision)

@@ -28,13 +28,13 @@ from pipeline.cli import run_stage
 from pipeline.config import CLEAN_CORPUS, REPORTS_DIR, ValidateParams, load_params
 from pipeline.errors import ValidationFailed
 from pipeline.files import atomic_directory, write_json, write_text
+from pipeline.validation_gate import SUMMARY_PATH
 from pipeline.validation_report import render_report
 
 if TYPE_CHECKING:
     from pipeline.corpus_suite import Outcome
 
 DOCS_DIR = REPORTS_DIR / "validation"
-SUMMARY_PATH = REPORTS_DIR / "validation.json"
 
 log = logging.getLogger(__name__)
 

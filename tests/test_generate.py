@@ -5,7 +5,6 @@ read are made once per module.
 """
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -17,8 +16,8 @@ import pytest
 
 from pipeline.config import TrainParams
 from pipeline.model import build_sequence_model
+from tests.support.project import ROOT, clean_environment
 
-ROOT = Path(__file__).resolve().parents[1]
 VOCABULARY = list("\n abcdefgh")
 PROMPT = "bad cafe"
 SEEDED = ("--prompt", PROMPT, "--length", "40", "--temperature", "1.0")
@@ -46,8 +45,7 @@ def project(tmp_path_factory) -> Path:
 
 
 def generate(project: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if key != "CHARLSTM_DEBUG"}
-    env["PYTHONPATH"] = str(ROOT)
+    env = clean_environment(PYTHONPATH=str(ROOT))
     return subprocess.run(
         [sys.executable, "-m", "pipeline.generate", *arguments],
         cwd=project,
@@ -226,8 +224,7 @@ def test_a_registered_generator_by_alias_gives_the_same_text_as_its_file(registe
 
 def test_no_notice_lands_between_the_prompt_and_the_text(project, seeded):
     """Even with TensorFlow's notices switched on, as a terminal shows stdout and stderr."""
-    env = {key: value for key, value in os.environ.items() if key != "CHARLSTM_DEBUG"}
-    env |= {"PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "0", "PYTHONUNBUFFERED": "1"}
+    env = clean_environment(PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="0", PYTHONUNBUFFERED="1")
     result = subprocess.run(
         [sys.executable, "-m", "pipeline.generate", *SEEDED],
         cwd=project,

@@ -213,7 +213,7 @@ CORPUS_CASES = {
     "shorter than one window": CorpusCase(
         b"When shall we three meet again?\n",
         "encode",
-        ("validation split has 6 characters, fewer than one window (seq_len + 1 = 21)",),
+        ("validation split has 7 characters, fewer than one window (seq_len + 1 = 21)",),
         params={"validate": {"min_chars": 10, "min_vocab": 5}},
     ),
     "a single repeated character": CorpusCase(
@@ -416,14 +416,17 @@ def write_encoded_with_objects(folder: Path, marker: Path) -> None:
     payload = np.array([CreatesAFileWhenUnpickled(marker)], dtype=object)
     np.save(folder / "train_ids.npy", payload, allow_pickle=True)
     np.save(folder / "val_ids.npy", np.zeros(30, dtype=np.uint8))
+    np.save(folder / "test_ids.npy", np.zeros(30, dtype=np.uint8))
     (folder / "vocab.json").write_text(json.dumps({"chars": ["a", "b"]}))
     spec = {
         "seq_len": 20,
         "stride": 10,
         "train_chars": 1,
         "val_chars": 30,
+        "test_chars": 30,
         "train_windows": 0,
         "val_windows": 1,
+        "test_windows": 1,
         "vocab_size": 2,
     }
     (folder / "windows.json").write_text(json.dumps(spec))

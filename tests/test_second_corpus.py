@@ -60,11 +60,12 @@ def check_encoded(project: Project, clean: str) -> None:
     encoded = project.root / "data/encoded"
     vocabulary = json.loads((encoded / "vocab.json").read_text())["chars"]
     assert vocabulary == sorted(set(clean))
-    ids = np.concatenate([np.load(encoded / f"{part}_ids.npy") for part in ("train", "val")])
+    parts = ("train", "val", "test")
+    ids = np.concatenate([np.load(encoded / f"{part}_ids.npy") for part in parts])
     assert "".join(vocabulary[i] for i in ids) == clean
     windows = json.loads((encoded / "windows.json").read_text())
     assert windows["seq_len"] == project.params["encode"]["seq_len"]
-    assert windows["train_chars"] + windows["val_chars"] == len(clean)
+    assert sum(windows[f"{part}_chars"] for part in parts) == len(clean)
 
 
 def test_a_play_from_the_package_index(tmp_path: Path) -> None:

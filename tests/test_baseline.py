@@ -1,0 +1,45 @@
+"""pipeline/baseline.py: the n-gram order chosen on validation, and the report's names."""
+
+import math
+
+import pytest
+
+from pipeline.baseline import Scores, choose_order, report, score_order
+from pipeline.config import EncodeParams
+from pipeline.encode import encode_corpus
+from pipeline.encoded import EncodedData
+from tests.support.corpora import TEXT
+
+
+@pytest.fixture(scope="module")
+def data() -> EncodedData:
+    params = EncodeParams(seq_len=20, stride=10, val_fraction=0.2, test_fraction=0.1)
+    return EncodedData(*encode_corpus(TEXT, params))
+
+
+def test_scores_are_bits_per_character(data):
+    scores = score_order(data, 2, 20, "validation")
+    for value in (scores.continuous, scores.windowed):
+        assert math.isfinite(value)
+        assert 0 < value < math.log2(len(data.vocabulary)) + 1  # near uniform at worst
+
+
+def test_the_order_with_the_lowest_continuous_validation_score_is_chosen(data):
+    best, scores = choose_order(data, max_order=4, window=20)
+    assert sorted(scores) == [1, 2, 3, 4]
+    assert scores[best].continuous == min(s.continuous for s in scores.values())
+    # The corpus repeats a few lines: context must help over single-character frequencies.
+    assert best > 1
+    assert scores[best].continuous < scores[1].continuous
+
+
+def test_report_names_splits_and_protocols_as_evaluate_reads_them():
+    validation = {1: Scores(4.0, 4.1), 2: Scores(3.0, 3.2)}
+    written = report(2, validation, Scores(3.1, 3.3))
+    assert written["order"] == 2
+    assert written["validation"] == {"bits_per_char_continuous": 3.0, "bits_per_char_windowed": 3.2}
+    assert written["test"] == {"bits_per_char_continuous": 3.1, "bits_per_char_windowed": 3.3}
+    assert written["validation_by_order"] == {
+        "1": {"continuous": 4.0, "windowed": 4.1},
+        "2": {"continuous": 3.0, "windowed": 3.2},
+    }

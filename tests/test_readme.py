@@ -217,6 +217,7 @@ def test_every_block_has_a_known_marker():
         assert re.fullmatch(r"|skip \(.+\)|run by \S+( \(.+\))?|server \d+", block.marker), block
 
 
+@pytest.mark.timeout(BLOCK_TIMEOUT_S * 2)  # the first also runs `make repro`; a sweep takes minutes
 @pytest.mark.parametrize("block", BLOCKS, ids=[block.label for block in BLOCKS])
 def test_readme_block(block: Block, reader: Reader):
     if block.marker.startswith("skip"):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.support.corpora import CORPUS, LINES
@@ -46,13 +47,14 @@ def clean_environment(**extra: str) -> dict[str, str]:
     """This interpreter's environment without settings that would change the pipeline's behaviour.
 
     Drops MLflow, DVC, charlstm and pip-index settings and any TF_CONFIG (a developer's shell may
-    hold them); puts this venv's `bin` first on PATH, as an activated venv does, so `dvc` and the
-    `python` in dvc.yaml's commands are this interpreter's; sets what the Makefile exports for every
-    command (quiet TensorFlow, no GX telemetry) and a git identity, which a user has configured.
+    hold them); sets what the Makefile exports for every command (quiet TensorFlow, no GX
+    telemetry) and a git identity, which a user has configured. PATH stays as it is: `make test`
+    puts the venv's `bin` first, as an activated venv does, so `dvc` and the `python` of dvc.yaml's
+    commands are this venv's. (Tests that put it there themselves hid a README whose commands
+    found no venv; tests/test_readme.py runs those without one.)
     """
     dropped = ("MLFLOW_", "DVC_", "CHARLSTM_", "PIP_INDEX_URL", "TF_CONFIG")
     env = {key: value for key, value in os.environ.items() if not key.startswith(dropped)}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.update(TF_CPP_MIN_LOG_LEVEL="2", GX_ANALYTICS_ENABLED="false")
     for role in ("AUTHOR", "COMMITTER"):
         env[f"GIT_{role}_NAME"], env[f"GIT_{role}_EMAIL"] = "test", "test@localhost"
@@ -64,15 +66,22 @@ def run(
     command: list[str], cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run `command` in `cwd`; fail the test with its output unless it exits 0."""
-    result = subprocess.run(
-        command,
-        cwd=cwd,
-        env=env or clean_environment(),
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT_S,
-        check=False,
-    )
+    try:
+        result = subprocess.run(
+            command,
+            cwd=cwd,
+            env=env or clean_environment(),
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT_S,
+            check=False,
+        )
+    except FileNotFoundError:
+        pytest.fail(
+            f"`{command[0]}` is not on PATH: run the tests as a user does, with `make test` or "
+            "with the venv active (`source .venv/bin/activate`)",
+            pytrace=False,
+        )
     assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
     return result
 

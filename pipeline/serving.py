@@ -112,15 +112,23 @@ class DeadlineExceeded(PipelineError):
 
 def settings_from_params(params: dict[str, Any] | None) -> tuple[int, SamplingSettings]:
     """Request params (missing ones take the schema defaults) -> (length, sampling settings)."""
-    values = {spec.name: spec.default for spec in PARAMS.params} | (params or {})
-    length = int(values["length"])
+    given = {name: value for name, value in (params or {}).items() if value is not None}
+    values = {spec.name: spec.default for spec in PARAMS.params} | given
+
+    def number(name: str, kind: type[int] | type[float]) -> Any:
+        try:
+            return kind(values[name])
+        except (TypeError, ValueError, OverflowError):  # e.g. int(NaN), int(inf), a list
+            raise PipelineError(f"{name} must be a {kind.__name__}, got {values[name]!r}") from None
+
+    length = number("length", int)
     if not 1 <= length <= MAX_LENGTH:
         raise PipelineError(f"length must be between 1 and {MAX_LENGTH}, got {length}")
     settings = SamplingSettings(
-        temperature=float(values["temperature"]),
-        top_k=int(values["top_k"]),
-        top_p=float(values["top_p"]),
-        seed=int(values["seed"]),
+        temperature=number("temperature", float),
+        top_k=number("top_k", int),
+        top_p=number("top_p", float),
+        seed=number("seed", int),
     )
     return length, settings
 
@@ -136,7 +144,11 @@ def server_budget_s() -> float:
 
 def budget_from_params(params: dict[str, Any] | None, server_budget: float) -> float:
     """The request's `timeout_s` (0 or missing = the server's budget), never above the server's."""
-    requested = float((params or {}).get("timeout_s") or 0.0)
+    value = (params or {}).get("timeout_s") or 0.0
+    try:
+        requested = float(value)
+    except (TypeError, ValueError):
+        raise PipelineError(f"timeout_s must be a number of seconds, got {value!r}") from None
     if not 0 <= requested < float("inf"):  # also refuses NaN
         raise PipelineError(f"timeout_s must be a finite number of seconds >= 0, got {requested}")
     return min(requested, server_budget) if requested > 0 else server_budget

@@ -66,6 +66,7 @@ def credentials(s3_endpoint) -> dict[str, str]:
     return env
 
 
+@pytest.mark.timeout(1200)  # a whole `dvc repro`, then pull and a second repro, on 2 shared cores
 def test_push_to_s3_then_pull_into_a_fresh_clone_has_nothing_to_do(
     tmp_path, s3_endpoint, credentials
 ):

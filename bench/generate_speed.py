@@ -32,8 +32,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline import files  # noqa: E402
-from pipeline.config import ENCODED_DIR, MODELS_DIR, load_params  # noqa: E402
+from pipeline.config import load_params  # noqa: E402
 from pipeline.model import build_sequence_model, build_tutorial_model, load_model  # noqa: E402
+from pipeline.paths import MODEL_PATH, VOCAB_PATH  # noqa: E402
 from pipeline.sampling import Sampler, SamplingSettings, make_sampler  # noqa: E402
 
 if TYPE_CHECKING:
@@ -50,8 +51,8 @@ def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    parser.add_argument("--model", type=Path, default=MODELS_DIR / "model.keras", help="model")
-    parser.add_argument("--vocab", type=Path, default=ENCODED_DIR / "vocab.json", help="vocab")
+    parser.add_argument("--model", type=Path, default=MODEL_PATH, help="model")
+    parser.add_argument("--vocab", type=Path, default=VOCAB_PATH, help="vocab")
     parser.add_argument("--tutorial-chars", type=int, default=30, help="characters for (a)")
     parser.add_argument("--length", type=int, default=1000, help="characters per sample, (b) (c)")
     parser.add_argument("--batch", type=int, default=64, help="samples in (c)")

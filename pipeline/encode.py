@@ -23,8 +23,9 @@ import numpy as np
 
 from pipeline import files
 from pipeline.cli import run_stage
-from pipeline.config import CLEAN_CORPUS, ENCODED_DIR, EncodeParams, load_params
+from pipeline.config import EncodeParams, load_params
 from pipeline.errors import PipelineError
+from pipeline.paths import CLEAN_CORPUS, ENCODED_DIR, VOCAB_FILE, WINDOWS_FILE, ids_file
 from pipeline.validation_gate import require_passed_validation
 
 log = logging.getLogger(__name__)
@@ -133,11 +134,11 @@ def main() -> None:
     text = read_clean_corpus(CLEAN_CORPUS)
     vocabulary, train, val, test, spec = encode_corpus(text, params)
     with files.atomic_directory(ENCODED_DIR) as folder:  # all five files, or the old folder
-        files.save_array(folder / "train_ids.npy", train)
-        files.save_array(folder / "val_ids.npy", val)
-        files.save_array(folder / "test_ids.npy", test)
-        files.write_json(folder / "vocab.json", {"chars": vocabulary})
-        files.write_json(folder / "windows.json", asdict(spec))
+        files.save_array(folder / ids_file("train"), train)
+        files.save_array(folder / ids_file("val"), val)
+        files.save_array(folder / ids_file("test"), test)
+        files.write_json(folder / VOCAB_FILE, {"chars": vocabulary})
+        files.write_json(folder / WINDOWS_FILE, asdict(spec))
     log.info(
         "vocabulary %d; characters: %d training, %d validation, %d test",
         spec.vocab_size,

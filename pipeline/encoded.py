@@ -13,12 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import files
-from pipeline.config import ENCODED_DIR
 from pipeline.encode import WindowSpec
 from pipeline.errors import PipelineError
+from pipeline.paths import ENCODED_DIR, VOCAB_FILE, VOCAB_PATH, WINDOWS_FILE, ids_file
 
-VOCAB_FILE = "vocab.json"
-VOCAB_PATH = ENCODED_DIR / VOCAB_FILE
 SPLITS = ("train", "val", "test")  # `<split>_ids.npy`
 
 RERUN = "re-run `dvc repro encode`"
@@ -55,10 +53,10 @@ def load_encoded(folder: Path = ENCODED_DIR) -> EncodedData:
     """Vocabulary, the three id arrays and the window settings, checked against each other."""
     vocabulary = read_vocabulary(folder / VOCAB_FILE)
     try:
-        spec = WindowSpec(**files.read_json(folder / "windows.json"))
+        spec = WindowSpec(**files.read_json(folder / WINDOWS_FILE))
     except (json.JSONDecodeError, TypeError) as error:
-        raise PipelineError(f"{folder / 'windows.json'}: unreadable ({error}); {RERUN}") from None
-    train, val, test = (files.load_array(folder / f"{split}_ids.npy") for split in SPLITS)
+        raise PipelineError(f"{folder / WINDOWS_FILE}: unreadable ({error}); {RERUN}") from None
+    train, val, test = (files.load_array(folder / ids_file(split)) for split in SPLITS)
     largest = max(int(ids.max()) for ids in (train, val, test))
     if len(vocabulary) != spec.vocab_size or largest >= len(vocabulary):
         raise PipelineError(f"{folder}: ids and vocabulary disagree; {RERUN}")

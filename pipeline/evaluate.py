@@ -28,20 +28,19 @@ import numpy as np
 
 from pipeline import files, tracking
 from pipeline.cli import run_stage
-from pipeline.config import (
+from pipeline.config import EvaluateParams, load_params
+from pipeline.encode import decode_ids
+from pipeline.encoded import EncodedData, heldout_split, load_encoded
+from pipeline.errors import PipelineError
+from pipeline.model import architecture_of, load_model
+from pipeline.paths import (
     BASELINE_PATH,
     HISTORY_PATH,
     METRICS_PATH,
     MODEL_PATH,
     SAMPLES_PATH,
     SAMPLING_PATH,
-    EvaluateParams,
-    load_params,
 )
-from pipeline.encode import decode_ids
-from pipeline.encoded import EncodedData, heldout_split, load_encoded
-from pipeline.errors import PipelineError
-from pipeline.model import architecture_of, load_model
 from pipeline.sampling import Sampler, SamplingSettings, make_sampler
 from pipeline.scoring import bits, continuous_loss, windowed_loss
 from pipeline.text_metrics import bigram_distribution, ngrams, sample_metrics, words

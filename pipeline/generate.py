@@ -26,8 +26,8 @@ from pathlib import Path
 
 from pipeline import files
 from pipeline.cli import run_stage
-from pipeline.config import ENCODED_DIR, MODELS_DIR
 from pipeline.errors import PipelineError
+from pipeline.paths import MODEL_PATH, VOCAB_FILE, VOCAB_PATH
 
 MAX_LENGTH = 100_000
 STREAM_CHUNK = 32  # characters per compiled call when streaming one sample
@@ -50,14 +50,14 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--num-samples", type=int, default=1, help="continuations of the prompt")
     parser.add_argument(
         "--model",
-        default=str(MODELS_DIR / "model.keras"),
+        default=str(MODEL_PATH),
         help="a .keras file, or a registered model: models:/<name>@<alias> or "
         "models:/<name>/<version>",
     )
     parser.add_argument(
         "--vocab",
         type=Path,
-        default=ENCODED_DIR / "vocab.json",
+        default=VOCAB_PATH,
         help="the encode stage's vocabulary (unused for a -generator model, which carries its own)",
     )
     return parser.parse_args(argv)
@@ -100,7 +100,7 @@ def download_registered(uri: str, destination: Path, vocab: Path) -> tuple[Path,
     model = next(iter(sorted(local.rglob("*.keras"))), None)
     if model is None:
         raise PipelineError(f"{uri} holds no Keras model (.keras file); is it a charlstm model?")
-    own_vocab = next(iter(sorted(local.rglob("vocab.json"))), None)
+    own_vocab = next(iter(sorted(local.rglob(VOCAB_FILE))), None)
     if own_vocab is None and not vocab.is_file():
         raise PipelineError(f"{uri} carries no vocabulary and {vocab} is missing; pass --vocab")
     return model, own_vocab or vocab

@@ -26,8 +26,9 @@ from filelock import FileLock
 from mlflow import MlflowClient
 from mlflow.entities import RunStatus
 
-from pipeline.config import ENCODED_DIR, Params, flatten_params
+from pipeline.config import Params, flatten_params
 from pipeline.errors import PipelineError
+from pipeline.paths import ENCODED_DIR
 from pipeline.urls import redact_text, redact_url
 
 log = logging.getLogger(__name__)

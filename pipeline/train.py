@@ -32,17 +32,9 @@ from mlflow.types import Schema, TensorSpec
 
 from pipeline import checkpoints, distribute, files, tracking
 from pipeline.callbacks import EpochMetrics, TrainingProgress
-from pipeline.checkpoints import CHECKPOINT_DIR, Checkpoint
+from pipeline.checkpoints import Checkpoint
 from pipeline.cli import run_stage
-from pipeline.config import (
-    ENCODED_DIR,
-    HISTORY_PATH,
-    MODEL_PATH,
-    REPORTS_DIR,
-    Params,
-    TrainParams,
-    load_params,
-)
+from pipeline.config import Params, TrainParams, load_params
 from pipeline.data import TUTORIAL_WINDOW, training_dataset
 from pipeline.data import validation_dataset as make_validation_dataset
 from pipeline.encoded import EncodedData, load_encoded
@@ -52,6 +44,14 @@ from pipeline.model import (
     build_tutorial_model,
     compile_model,
     save_model,
+)
+from pipeline.paths import (
+    CHECKPOINT_DIR,
+    HISTORY_PATH,
+    MODEL_PATH,
+    VALIDATION_DOCS_DIR,
+    VALIDATION_SUMMARY_PATH,
+    VOCAB_PATH,
 )
 from pipeline.serving import log_generator
 from pipeline.validation_gate import require_passed_validation
@@ -216,8 +216,8 @@ def save_outputs(
         save_model(model, temporary)
     files.write_text(HISTORY_PATH, history_csv(history))
     mlflow.log_artifact(str(HISTORY_PATH), artifact_path="plots")
-    mlflow.log_artifacts(str(REPORTS_DIR / "validation"), artifact_path="validation/docs")
-    mlflow.log_artifact(str(REPORTS_DIR / "validation.json"), artifact_path="validation")
+    mlflow.log_artifacts(str(VALIDATION_DOCS_DIR), artifact_path="validation/docs")
+    mlflow.log_artifact(str(VALIDATION_SUMMARY_PATH), artifact_path="validation")
     keras_model = mlflow.keras.log_model(
         model,
         name="model",
@@ -225,9 +225,7 @@ def save_outputs(
         registered_model_name=params.mlflow.registered_model,
     )
     # The servable generator (model + vocabulary + sampler) for `mlflow models serve`.
-    generator = log_generator(
-        MODEL_PATH, ENCODED_DIR / "vocab.json", f"{params.mlflow.registered_model}-generator"
-    )
+    generator = log_generator(MODEL_PATH, VOCAB_PATH, f"{params.mlflow.registered_model}-generator")
     tracking.log_final_metrics(final)  # on the run and on both logged models
     tracking.promote_if_better(
         {

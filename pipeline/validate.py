@@ -25,16 +25,14 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from pipeline.cli import run_stage
-from pipeline.config import CLEAN_CORPUS, REPORTS_DIR, ValidateParams, load_params
+from pipeline.config import ValidateParams, load_params
 from pipeline.errors import ValidationFailed
 from pipeline.files import atomic_directory, write_json, write_text
-from pipeline.validation_gate import SUMMARY_PATH
+from pipeline.paths import CLEAN_CORPUS, VALIDATION_DOCS_DIR, VALIDATION_SUMMARY_PATH
 from pipeline.validation_report import render_report
 
 if TYPE_CHECKING:
     from pipeline.corpus_suite import Outcome
-
-DOCS_DIR = REPORTS_DIR / "validation"
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +103,7 @@ def raise_for_failures(outcomes: Sequence[Outcome]) -> None:
     names = ", ".join(outcome.name for outcome in failures)
     raise ValidationFailed(
         f"{len(failures)} of {len(outcomes)} expectations failed: {names}; "
-        f"see {SUMMARY_PATH} and {DOCS_DIR / 'index.html'}"
+        f"see {VALIDATION_SUMMARY_PATH} and {VALIDATION_DOCS_DIR / 'index.html'}"
     )
 
 
@@ -131,10 +129,12 @@ def main() -> None:
     log.info("validating %s (%d characters)", CLEAN_CORPUS, len(text))
     statistics, outcomes = validate_corpus(text, params)
     summary = summarise_validation(statistics, outcomes)
-    with atomic_directory(DOCS_DIR) as docs_dir:  # a folder: what DVC and MLflow already expect
+    with atomic_directory(
+        VALIDATION_DOCS_DIR
+    ) as docs_dir:  # a folder: what DVC and MLflow already expect
         write_text(docs_dir / "index.html", render_report(summary))
-    write_json(SUMMARY_PATH, summary)
-    log.info("wrote %s and %s", DOCS_DIR / "index.html", SUMMARY_PATH)
+    write_json(VALIDATION_SUMMARY_PATH, summary)
+    log.info("wrote %s and %s", VALIDATION_DOCS_DIR / "index.html", VALIDATION_SUMMARY_PATH)
     raise_for_failures(outcomes)
     log.info("all %d expectations passed: %s", len(outcomes), statistics)
 

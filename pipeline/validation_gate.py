@@ -14,10 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import files
-from pipeline.config import REPORTS_DIR
 from pipeline.errors import PipelineError
-
-SUMMARY_PATH = REPORTS_DIR / "validation.json"
+from pipeline.paths import VALIDATION_SUMMARY_PATH
 
 
 def failed_expectations(summary: Any) -> list[str]:
@@ -34,7 +32,7 @@ def failed_expectations(summary: Any) -> list[str]:
     return names if not summary["success"] else []
 
 
-def require_passed_validation(path: Path = SUMMARY_PATH) -> None:
+def require_passed_validation(path: Path = VALIDATION_SUMMARY_PATH) -> None:
     """Raise `PipelineError` naming the failed expectations if `path` says validation failed."""
     if not path.is_file():
         return

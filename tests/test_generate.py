@@ -11,14 +11,11 @@ import sys
 from functools import cache
 from pathlib import Path
 
-import keras
 import pytest
 
-from pipeline.config import TrainParams
-from pipeline.model import build_sequence_model
+from tests.support.generator import VOCABULARY, save_tiny_model, write_vocabulary
 from tests.support.project import ROOT, clean_environment
 
-VOCABULARY = list("\n abcdefgh")
 PROMPT = "bad cafe"
 SEEDED = ("--prompt", PROMPT, "--length", "40", "--temperature", "1.0")
 # TensorFlow may print absl lines at import, before any log level applies; error tests skip them.
@@ -29,13 +26,11 @@ def make_project(folder: Path, model_bytes: bytes | None = None) -> Path:
     """`folder` laid out like the repository after `dvc repro`, so the default paths resolve."""
     (folder / "models").mkdir()
     (folder / "data" / "encoded").mkdir(parents=True)
-    (folder / "data" / "encoded" / "vocab.json").write_text(json.dumps({"chars": VOCABULARY}))
+    write_vocabulary(folder / "data" / "encoded" / "vocab.json")
     if model_bytes is not None:
         (folder / "models" / "model.keras").write_bytes(model_bytes)
         return folder
-    keras.utils.set_random_seed(0)
-    model = build_sequence_model(len(VOCABULARY), TrainParams(embedding_dim=8, units=16, layers=1))
-    model.save(folder / "models" / "model.keras")
+    save_tiny_model(folder / "models" / "model.keras")
     return folder
 
 

@@ -1,25 +1,16 @@
-"""The pyfunc generator: logged into a real SQLite MLflow store, loaded back, and served by the
-real `mlflow models serve` from a folder where this repository's code is not importable."""
+"""pipeline/serving.py: the pyfunc generator logged into a real SQLite MLflow store and loaded back,
+its request checks and limits. tests/scenarios/test_served_generator.py serves it over HTTP."""
 
-import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import keras
 import mlflow
 import pandas as pd
 import pytest
-import requests
 from mlflow.exceptions import MlflowException
 
-from pipeline.config import TrainParams
 from pipeline.errors import PipelineError
-from pipeline.model import build_sequence_model
 from pipeline.sampling import SamplingSettings
 from pipeline.serving import (
     CARRIED_MODULES,
@@ -31,42 +22,22 @@ from pipeline.serving import (
     check_work,
     generate_texts,
     log_generator,
-    read_vocabulary,
     settings_from_params,
 )
+from tests.support.generator import NAME, check_texts, generator_store
 from tests.support.imports import pipeline_closure, source_paths
-from tests.support.project import ROOT, clean_environment
-from tests.support.servers import free_port
-
-VOCABULARY = list("\n abcdefgh")
-NAME = "tiny-generator"
-STARTUP_S = 90
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Iterator[str]:
     """A SQLite store whose registry holds version 1 of `NAME`; yields its tracking URI."""
-    folder = tmp_path_factory.mktemp("store")
-    keras.utils.set_random_seed(0)
-    model = build_sequence_model(len(VOCABULARY), TrainParams(embedding_dim=8, units=16, layers=1))
-    model.save(folder / "model.keras")
-    (folder / "vocab.json").write_text(json.dumps({"chars": VOCABULARY}))
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    experiment = mlflow.create_experiment("serving", (folder / "artifacts").as_uri())
-    with mlflow.start_run(experiment_id=experiment):
-        log_generator(folder / "model.keras", folder / "vocab.json", NAME)
-    yield uri
-    mlflow.set_tracking_uri(None)  # back to the default resolution, not a pinned copy of it
+    with generator_store(tmp_path_factory.mktemp("store")) as uri:
+        yield uri
 
 
 @pytest.fixture(scope="module")
 def generator(store):
     return mlflow.pyfunc.load_model(f"models:/{NAME}/1")
-
-
-def check_texts(texts: list[str], length: int) -> None:
-    assert all(len(text) == length and set(text) <= set(VOCABULARY) for text in texts), texts
 
 
 def test_predict_continues_prompts_of_different_lengths(generator):
@@ -171,16 +142,6 @@ def test_settings_from_params():
         settings_from_params({"length": 100_001})
 
 
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [("{not json", "not a vocabulary file"), ('{"chars": "ab"}', "list of single characters")],
-)
-def test_read_vocabulary_rejects_a_bad_file(tmp_path, content, message):
-    (tmp_path / "vocab.json").write_text(content)
-    with pytest.raises(PipelineError, match=message):
-        read_vocabulary(tmp_path / "vocab.json")
-
-
 def test_the_logged_model_carries_exactly_the_modules_it_imports(store):
     needed = {Path(path).name for path in source_paths(pipeline_closure("pipeline.serving"))}
     assert set(CARRIED_MODULES) == needed
@@ -191,157 +152,3 @@ def test_the_logged_model_carries_exactly_the_modules_it_imports(store):
 def test_log_generator_needs_both_files(tmp_path):
     with pytest.raises(PipelineError, match="model.keras not found"):
         log_generator(tmp_path / "model.keras", tmp_path / "vocab.json", NAME)
-
-
-# The venv may hold this project as an editable install (`pip install -e .`), which makes
-# `pipeline` importable from anywhere. Every Python process of the server (the mlflow CLI, then
-# uvicorn) imports this `sitecustomize` at start-up and drops that route and the repository root.
-HIDE_REPOSITORY = """\
-import os
-import sys
-
-root = os.environ["CHARLSTM_HIDDEN_ROOT"]
-sys.path[:] = [entry for entry in sys.path if os.path.realpath(entry or ".") != root]
-sys.meta_path[:] = [
-    finder for finder in sys.meta_path
-    if not getattr(finder, "__module__", "").startswith("__editable__")
-]
-"""
-
-
-def outside_environment(store: str, folder: Path) -> dict[str, str]:
-    """A clean environment with the store's URI and no route to this repository's code."""
-    (folder / "hide").mkdir()
-    (folder / "hide" / "sitecustomize.py").write_text(HIDE_REPOSITORY)
-    env = clean_environment()
-    env["PYTHONPATH"] = str(folder / "hide")
-    env["CHARLSTM_HIDDEN_ROOT"] = os.path.realpath(ROOT)
-    env["MLFLOW_TRACKING_URI"] = store
-    return env
-
-
-@pytest.fixture(scope="module")
-def server(store, tmp_path_factory) -> Iterator[str]:
-    """`mlflow models serve` on a free port; yields its base URL and stops it afterwards."""
-    folder = tmp_path_factory.mktemp("outside")
-    env = outside_environment(store, folder)
-    probe = subprocess.run(
-        [sys.executable, "-c", "import pipeline"],
-        check=False,
-        cwd=folder,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert "No module named 'pipeline'" in probe.stderr
-    port = free_port()
-    command = [
-        "mlflow",
-        "models",
-        "serve",
-        "-m",
-        f"models:/{NAME}/1",
-        "--env-manager",
-        "local",
-        "-h",
-        "127.0.0.1",
-        "-p",
-        str(port),
-    ]
-    log_path = folder / "server.log"
-    with log_path.open("w") as log:
-        # A session of its own, so the teardown stops the server and its workers together.
-        process = subprocess.Popen(
-            command, cwd=folder, env=env, stdout=log, stderr=log, start_new_session=True
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_S
-        while not ping(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the server did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
-        yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-def ping(url: str) -> bool:
-    try:
-        return requests.get(f"{url}/ping", timeout=2).status_code == 200
-    except (requests.ConnectionError, requests.Timeout):  # not listening yet, or busy loading
-        return False
-
-
-def invoke(url: str, body: dict) -> requests.Response:
-    # json.dumps, not `json=`: requests refuses NaN, which a hostile client may well send.
-    data = json.dumps(body)
-    headers = {"Content-Type": "application/json"}
-    return requests.post(f"{url}/invocations", data=data, headers=headers, timeout=70)
-
-
-def test_served_generator_answers_with_text(server):
-    body = {
-        "dataframe_records": [{"prompt": "bad cafe"}, {"prompt": "ab"}],
-        "params": {"length": 30, "temperature": 1.0, "top_k": 5, "top_p": 0.9, "seed": 11},
-    }
-    first = invoke(server, body)
-    assert first.status_code == 200, first.text
-    texts = [row["text"] for row in first.json()["predictions"]]
-    check_texts(texts, 30)
-    again = invoke(server, body)
-    assert [row["text"] for row in again.json()["predictions"]] == texts
-
-
-def test_served_generator_takes_dataframe_split_and_defaults(server):
-    body = {"dataframe_split": {"columns": ["prompt"], "data": [["abc"]]}}
-    response = invoke(server, body)
-    assert response.status_code == 200, response.text
-    check_texts([row["text"] for row in response.json()["predictions"]], 200)
-
-
-def test_served_generator_rejects_a_bad_prompt_with_400(server):
-    response = invoke(server, {"dataframe_records": [{"prompt": "ab§"}]})
-    assert response.status_code == 400
-    assert "not in the model's vocabulary" in response.json()["message"]
-
-
-@pytest.mark.parametrize(
-    ("body", "message"),
-    [
-        (  # ~0.5 MB in one prompt
-            {"dataframe_records": [{"prompt": "ab" * 250_000}]},
-            "a prompt has 500000 characters; at most",
-        ),
-        (
-            {"dataframe_records": [{"prompt": "ab"}] * 1000, "params": {"length": 100_000}},
-            "characters of work; at most",
-        ),
-        ({"dataframe_records": [{"prompt": "ab"}] * 5000}, "between 1 and 1024 prompts"),
-        ({"dataframe_records": [{"prompt": "ab"}], "params": {"temperature": float("nan")}}, "finite"),
-    ],
-    ids=["long-prompt", "too-much-work", "too-many-rows", "nan-temperature"],
-)
-def test_served_generator_refuses_oversized_requests_at_once(server, body, message):
-    started = time.monotonic()
-    response = invoke(server, body)
-    assert response.status_code == 400, response.text[:500]
-    assert message in response.json()["message"][-2000:]
-    assert time.monotonic() - started < 10
-
-
-def test_served_generator_cuts_off_a_slow_request_then_answers_the_next(server):
-    started = time.monotonic()
-    body = {"dataframe_records": [{"prompt": "ab"}] * 8, "params": {"length": 100_000}}
-    response = invoke(server, {**body, "params": {**body["params"], "timeout_s": 1.0}})
-    assert response.status_code == 504, response.text[:500]
-    assert "over the 1 s budget" in response.json()["message"]
-    assert time.monotonic() - started < 10
-    normal = invoke(server, {"dataframe_records": [{"prompt": "abc"}], "params": {"length": 20}})
-    assert normal.status_code == 200, normal.text
-    check_texts([row["text"] for row in normal.json()["predictions"]], 20)

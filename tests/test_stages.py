@@ -2,8 +2,9 @@
 
 - Each stage's code `deps` are exactly the `pipeline/` modules its command imports (transitively,
   read with `ast`), and its other deps are outputs of other stages.
-- Each stage, run as dvc.yaml runs it in a temporary project, writes exactly its declared
-  `outs`, `metrics` and `plots` (besides the MLflow store, which is shared by design).
+- Each stage's `outs`, `metrics` and `plots` are paths of the registry `pipeline/paths.py` that the
+  stage's code names; and the stage, run as dvc.yaml runs it in a temporary project, writes
+  exactly those (besides the MLflow store, which is shared by design).
 - No data stage imports TensorFlow: they start in well under a second.
 
 Expectations come from dvc.yaml and the code, so a new stage or module needs no edit here.
@@ -11,18 +12,20 @@ Expectations come from dvc.yaml and the code, so a new stage or module needs no 
 
 from __future__ import annotations
 
+import ast
+import importlib
 import re
 import subprocess
 import sys
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.support.imports import external_imports, pipeline_closure, source_paths
+from tests.support.imports import external_imports, module_file, pipeline_closure, source_paths
 from tests.support.project import ROOT, clean_environment, copy_project
 
 DATA_STAGES = ("download", "clean", "validate", "encode")
@@ -128,6 +131,36 @@ def test_every_stage_is_checked() -> None:
 
 
 # --- outs -----------------------------------------------------------------------------------------
+
+
+def registry() -> dict[str, str]:
+    """Every path constant of `pipeline/paths.py`, by name."""
+    names = vars(importlib.import_module("pipeline.paths"))
+    return {name: value.as_posix() for name, value in names.items() if isinstance(value, PurePath)}
+
+
+def named_paths(modules: set[str]) -> set[str]:
+    """The registry paths that `modules` name (imported by name, or as `paths.NAME`)."""
+    names = set()
+    for module in modules:
+        path = module_file(module)
+        assert path is not None, module
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pipeline"):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.Attribute) and ast.unparse(node.value) == "paths":
+                names.add(node.attr)
+    known = registry()
+    return {known[name] for name in names if name in known}
+
+
+@pytest.mark.parametrize("name", STAGE_NAMES)
+def test_outputs_are_registry_paths_that_the_stage_names(name: str) -> None:
+    stage = read_stages()[name]
+    unregistered = sorted(stage.outputs - set(registry().values()))
+    assert not unregistered, f"dvc.yaml stage {name}: define {unregistered} in pipeline/paths.py"
+    unnamed = sorted(stage.outputs - named_paths(stage.modules))
+    assert not unnamed, f"dvc.yaml stage {name} declares {unnamed}, which its code never names"
 
 
 def file_states(root: Path) -> dict[str, tuple[int, int, int]]:

@@ -55,17 +55,24 @@ class Markup(HTMLParser):
             self.title += data
 
 
-def check_report_is_inert(page: str) -> Markup:
+def check_structure(page: str) -> Markup:
+    """Only the report's own elements and attributes: nothing from the corpus became markup."""
     markup = Markup()
     markup.feed(page)
     assert markup.tags <= OWN_TAGS, markup.tags - OWN_TAGS
     assert markup.attributes <= OWN_ATTRIBUTES, markup.attributes - OWN_ATTRIBUTES
+    assert markup.title == "Corpus validation report"
+    return markup
+
+
+def check_report_is_inert(page: str) -> Markup:
+    """The page as written: its structure, and no tag or remote reference in its source text."""
+    markup = check_structure(page)
     lowered = page.lower()
     for needle in ("<script", "<img", "<svg", "<a ", "url("):
         assert needle not in lowered, needle
     # A remote reference needs a real quote or none before the URL; escaped text has `&quot;`.
     assert not re.search(r"(src|href|action)\s*=\s*[\"']?\s*(https?:)?//", lowered)
-    assert markup.title == "Corpus validation report"
     return markup
 
 
@@ -159,7 +166,9 @@ def test_chromium_renders_the_report_offline_without_running_corpus_scripts(host
         check=False,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    markup = check_report_is_inert(result.stdout)
+    # The DOM as Chromium built it: its serialisation writes quotes in text unescaped, so only
+    # the structure is compared (every element and attribute is the report's own).
+    markup = check_structure(result.stdout)
     assert "tbody" in markup.tags or "table" in markup.tags
     assert "expectations passed" in result.stdout
     assert "no HTML markup" in result.stdout

@@ -31,11 +31,11 @@ import numpy as np
 # also quiets TensorFlow's start-up logging (so it comes before TensorFlow's first import).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline import files  # noqa: E402
 from pipeline.config import load_params  # noqa: E402
 from pipeline.model import build_sequence_model, build_tutorial_model, load_model  # noqa: E402
 from pipeline.paths import MODEL_PATH, VOCAB_PATH  # noqa: E402
 from pipeline.sampling import Sampler, SamplingSettings, make_sampler  # noqa: E402
+from pipeline.vocabulary import read_vocabulary  # noqa: E402
 
 if TYPE_CHECKING:
     import keras
@@ -63,7 +63,7 @@ def parse_arguments() -> argparse.Namespace:
 def load_or_build(model_path: Path, vocab_path: Path) -> tuple[keras.Model, list[str], str]:
     params = load_params()
     if vocab_path.is_file():
-        vocabulary = files.read_json(vocab_path)["chars"]
+        vocabulary = read_vocabulary(vocab_path)
     else:
         vocabulary = sorted(set(params.validate_.allowed_chars.lower()))
     if model_path.is_file():

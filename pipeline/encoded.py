@@ -15,11 +15,10 @@ import numpy as np
 from pipeline import files
 from pipeline.encode import WindowSpec
 from pipeline.errors import PipelineError
-from pipeline.paths import ENCODED_DIR, VOCAB_FILE, VOCAB_PATH, WINDOWS_FILE, ids_file
+from pipeline.paths import ENCODED_DIR, VOCAB_FILE, WINDOWS_FILE, ids_file
+from pipeline.vocabulary import RERUN, read_vocabulary
 
 SPLITS = ("train", "val", "test")  # `<split>_ids.npy`
-
-RERUN = "re-run `dvc repro encode`"
 
 
 @dataclass(frozen=True)
@@ -29,24 +28,6 @@ class EncodedData:
     val_ids: np.ndarray  # (val_chars,)
     test_ids: np.ndarray  # (test_chars,)
     spec: WindowSpec
-
-
-def read_vocabulary(path: Path = VOCAB_PATH) -> list[str]:
-    """The characters in id order, from `vocab.json`: a non-empty list of distinct characters."""
-    try:
-        chars = files.read_json(path)["chars"]
-    except FileNotFoundError:
-        raise PipelineError(f"{path}: not found; {RERUN} (or pass the right --vocab)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as error:
-        raise PipelineError(f"{path}: not a vocabulary ({error}); {RERUN}") from None
-    if (
-        not isinstance(chars, list)
-        or not chars
-        or not all(isinstance(c, str) and len(c) == 1 for c in chars)
-        or len(set(chars)) != len(chars)
-    ):
-        raise PipelineError(f"{path}: `chars` must be a list of distinct characters; {RERUN}")
-    return chars
 
 
 def load_encoded(folder: Path = ENCODED_DIR) -> EncodedData:

@@ -24,10 +24,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline import files
 from pipeline.cli import run_stage
 from pipeline.errors import PipelineError
 from pipeline.paths import MODEL_PATH, VOCAB_FILE, VOCAB_PATH
+from pipeline.vocabulary import read_vocabulary
 
 MAX_LENGTH = 100_000
 STREAM_CHUNK = 32  # characters per compiled call when streaming one sample
@@ -119,14 +119,6 @@ def native_stderr_silenced() -> Iterator[None]:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
-
-
-def read_vocabulary(path: Path) -> list[str]:
-    try:
-        return list(files.read_json(path)["chars"])
-    except (ValueError, KeyError, TypeError) as error:
-        message = f"{path}: not a vocabulary file ({error!r}); re-run `dvc repro encode`"
-        raise PipelineError(message) from None
 
 
 def main(argv: list[str] | None = None) -> None:

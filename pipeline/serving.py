@@ -25,7 +25,6 @@ so no request keeps a worker busy after MLflow has given up on it.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -47,6 +46,7 @@ from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 from pipeline.errors import PipelineError
 from pipeline.model import load_model
 from pipeline.sampling import Sampler, SamplingSettings, make_sampler
+from pipeline.vocabulary import read_vocabulary
 
 ARTIFACT_NAME = "generator"
 MAX_LENGTH = 100_000
@@ -77,9 +77,19 @@ SIGNATURE = ModelSignature(
     params=PARAMS,
 )
 
-# The modules the generator imports (serving -> sampling -> model -> config -> errors); the logged
-# model carries only these, as the package `pipeline`, so nothing else of the repository ships.
-CARRIED_MODULES = ("__init__.py", "errors.py", "config.py", "model.py", "sampling.py", "serving.py")
+# The modules the generator imports (serving -> sampling -> model -> config -> errors, and
+# serving -> vocabulary -> paths); the logged model carries only these, as the package `pipeline`,
+# so nothing else of the repository ships.
+CARRIED_MODULES = (
+    "__init__.py",
+    "errors.py",
+    "config.py",
+    "model.py",
+    "paths.py",
+    "sampling.py",
+    "serving.py",
+    "vocabulary.py",
+)
 
 # "Models from code" (https://mlflow.org/docs/latest/ml/model/models-from-code/): MLflow runs this
 # file to get the model object, instead of unpickling one.
@@ -90,20 +100,6 @@ from pipeline.serving import TextGenerator
 
 mlflow.models.set_model(TextGenerator())
 """
-
-
-def read_vocabulary(path: Path) -> list[str]:
-    """The characters in id order, from the encode stage's `vocab.json`."""
-    try:
-        with path.open(encoding="utf-8") as stream:
-            chars = json.load(stream)["chars"]
-    except (ValueError, KeyError, TypeError) as error:
-        message = f"{path}: not a vocabulary file ({error!r}); re-run `dvc repro encode`"
-        raise PipelineError(message) from None
-    characters = isinstance(chars, list) and all(isinstance(c, str) and len(c) == 1 for c in chars)
-    if not chars or not characters:
-        raise PipelineError(f"{path}: `chars` must be a non-empty list of single characters")
-    return chars
 
 
 class DeadlineExceeded(PipelineError):

@@ -9,7 +9,7 @@ import pytest
 from pipeline import files
 from pipeline.config import EncodeParams
 from pipeline.encode import encode_corpus
-from pipeline.encoded import WARMUP_CHARS, heldout_split, load_encoded, read_vocabulary
+from pipeline.encoded import WARMUP_CHARS, heldout_split, load_encoded
 from pipeline.errors import PipelineError
 from tests.support.corpora import TEXT
 
@@ -43,25 +43,6 @@ def test_ids_beyond_the_vocabulary_are_refused(encoded):
     files.write_json(encoded / "vocab.json", {"chars": chars[:-1]})
     with pytest.raises(PipelineError, match=f"ids and vocabulary disagree; {RERUN}"):
         load_encoded(encoded)
-
-
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        (None, "not found"),
-        ("{not json", "not a vocabulary"),
-        ('{"letters": ["a"]}', "not a vocabulary"),
-        ('{"chars": []}', "list of distinct characters"),
-        ('{"chars": ["a", "a"]}', "list of distinct characters"),
-        ('{"chars": ["ab"]}', "list of distinct characters"),
-    ],
-)
-def test_read_vocabulary_refuses_a_bad_file_and_says_what_to_rerun(tmp_path, content, message):
-    path = tmp_path / "vocab.json"
-    if content is not None:
-        path.write_text(content)
-    with pytest.raises(PipelineError, match=f"{message}.*{RERUN}"):
-        read_vocabulary(path)
 
 
 def test_heldout_splits_come_with_the_text_just_before_them(encoded):

@@ -4,7 +4,7 @@
 //   const upsertReportComment = require('./scripts/pr_comment.js');
 //   await upsertReportComment({github, context, core}, 'reports/compare/report.md');
 // The comment carries a hidden marker, so each pull request keeps ONE report comment that later
-// runs edit in place instead of piling up new ones. tests/test_workflows.py runs it under node
+// runs edit in place instead of piling up new ones. tests/scenarios/test_workflows.py runs it under node
 // with an in-memory stand-in for the `github` client.
 'use strict';
 

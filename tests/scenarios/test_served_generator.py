@@ -17,7 +17,7 @@ from tests.support.generator import NAME, check_texts, generator_store
 from tests.support.project import ROOT, clean_environment
 from tests.support.servers import free_port
 
-STARTUP_S = 90
+STARTUP_S = 300  # loading TensorFlow and the model takes minutes on a busy 2-core machine
 
 
 @pytest.fixture(scope="module")

@@ -35,6 +35,7 @@ from pipeline.config import load_params  # noqa: E402
 from pipeline.model import build_sequence_model, build_tutorial_model, load_model  # noqa: E402
 from pipeline.paths import MODEL_PATH, VOCAB_PATH  # noqa: E402
 from pipeline.sampling import Sampler, SamplingSettings, make_sampler  # noqa: E402
+from pipeline.train import model_shape  # noqa: E402
 from pipeline.vocabulary import read_vocabulary  # noqa: E402
 
 if TYPE_CHECKING:
@@ -69,9 +70,9 @@ def load_or_build(model_path: Path, vocab_path: Path) -> tuple[keras.Model, list
     if model_path.is_file():
         return load_model(model_path), vocabulary, f"trained model {model_path}"
     if params.train.architecture == "tutorial":
-        model = build_tutorial_model(len(vocabulary), 50, params.train)
+        model = build_tutorial_model(len(vocabulary), 50, model_shape(params.train))
     else:
-        model = build_sequence_model(len(vocabulary), params.train)
+        model = build_sequence_model(len(vocabulary), model_shape(params.train))
     return model, vocabulary, f"NO trained model at {model_path}: default size, random weights"
 
 

@@ -52,7 +52,7 @@ from pipeline.data import (  # noqa: E402
     validation_dataset,
 )
 from pipeline.encoded import EncodedData, load_encoded  # noqa: E402
-from pipeline.model import compile_model  # noqa: E402
+from pipeline.optimizer import compile_model  # noqa: E402
 from pipeline.train import build_model  # noqa: E402
 
 REPEATS = 3  # every rate is the best of three timings: other jobs share this machine

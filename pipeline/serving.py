@@ -77,13 +77,12 @@ SIGNATURE = ModelSignature(
     params=PARAMS,
 )
 
-# The modules the generator imports (serving -> sampling -> model -> config -> errors, and
-# serving -> vocabulary -> paths); the logged model carries only these, as the package `pipeline`,
-# so nothing else of the repository ships.
+# The modules the generator imports (serving -> sampling -> model -> errors, and serving ->
+# vocabulary -> paths); the logged model carries only these, as the package `pipeline`, so nothing
+# else of the repository ships (not config.py: the builders take a `ModelShape`).
 CARRIED_MODULES = (
     "__init__.py",
     "errors.py",
-    "config.py",
     "model.py",
     "paths.py",
     "sampling.py",
@@ -253,7 +252,7 @@ class TextGenerator(PythonModel):
 def serving_requirements() -> list[str]:
     """The installed versions of what the generator imports (the TensorFlow build as installed:
     `tensorflow` or `tensorflow-cpu`)."""
-    names = ["mlflow", "keras", "numpy", "pandas", "pydantic", "pyyaml"]
+    names = ["mlflow", "keras", "numpy", "pandas"]  # no params schema: no pydantic, PyYAML
     for build in ("tensorflow", "tensorflow-cpu"):
         try:
             metadata.version(build)

@@ -39,12 +39,8 @@ from pipeline.data import TUTORIAL_WINDOW, training_dataset
 from pipeline.data import validation_dataset as make_validation_dataset
 from pipeline.encoded import EncodedData, load_encoded
 from pipeline.errors import PipelineError
-from pipeline.model import (
-    build_sequence_model,
-    build_tutorial_model,
-    compile_model,
-    save_model,
-)
+from pipeline.model import ModelShape, build_sequence_model, build_tutorial_model, save_model
+from pipeline.optimizer import compile_model
 from pipeline.paths import (
     CHECKPOINT_DIR,
     HISTORY_PATH,
@@ -88,10 +84,21 @@ def detect_hardware(requested_precision: str) -> Hardware:
     return Hardware(device, choose_precision(requested_precision, capabilities))
 
 
+def model_shape(params: TrainParams) -> ModelShape:
+    """The builders' view of the training settings."""
+    return ModelShape(
+        embedding_dim=params.embedding_dim,
+        units=params.units,
+        layers=params.layers,
+        dropout=params.dropout,
+        embedding_dropout=params.embedding_dropout,
+    )
+
+
 def build_model(vocab_size: int, params: TrainParams) -> keras.Model:
     if params.architecture == "tutorial":
-        return build_tutorial_model(vocab_size, TUTORIAL_WINDOW, params)
-    return build_sequence_model(vocab_size, params)
+        return build_tutorial_model(vocab_size, TUTORIAL_WINDOW, model_shape(params))
+    return build_sequence_model(vocab_size, model_shape(params))
 
 
 def create_model(

@@ -1,13 +1,10 @@
-"""pipeline/model.py: the two architectures' shapes and names, and the learning-rate schedule."""
+"""pipeline/model.py: the two architectures' shapes and names."""
 
-import pytest
-
-from pipeline.config import TrainParams
 from pipeline.model import (
+    ModelShape,
     architecture_of,
     build_sequence_model,
     build_tutorial_model,
-    learning_rate,
     lstm_name,
 )
 
@@ -15,7 +12,7 @@ VOCAB = 12
 
 
 def test_the_sequence_model_maps_ids_to_logits_at_every_position():
-    model = build_sequence_model(VOCAB, TrainParams(embedding_dim=4, units=8, layers=2))
+    model = build_sequence_model(VOCAB, ModelShape(embedding_dim=4, units=8, layers=2))
     assert model.input_shape == (None, None)  # (batch, time) of character ids
     assert model.output_shape == (None, None, VOCAB)  # (batch, time, vocab) logits
     names = [layer.name for layer in model.layers]
@@ -24,20 +21,13 @@ def test_the_sequence_model_maps_ids_to_logits_at_every_position():
 
 
 def test_the_tutorial_model_maps_a_window_to_the_next_character():
-    model = build_tutorial_model(VOCAB, 50, TrainParams(units=8, layers=2))
+    model = build_tutorial_model(VOCAB, 50, ModelShape(embedding_dim=4, units=8, layers=2))
     assert model.input_shape == (None, 50, 1)  # (batch, window, 1) scaled ids
     assert model.output_shape == (None, VOCAB)  # (batch, vocab) logits of the next character
 
 
 def test_architecture_of_a_built_model():
-    sequence = build_sequence_model(VOCAB, TrainParams(units=8, embedding_dim=4, layers=1))
-    tutorial = build_tutorial_model(VOCAB, 50, TrainParams(units=8, layers=1))
+    sequence = build_sequence_model(VOCAB, ModelShape(embedding_dim=4, units=8, layers=1))
+    tutorial = build_tutorial_model(VOCAB, 50, ModelShape(embedding_dim=4, units=8, layers=1))
     assert architecture_of(sequence) == "sequence"
     assert architecture_of(tutorial) == "tutorial"
-
-
-def test_learning_rate_schedules():
-    assert learning_rate(TrainParams(lr_schedule="constant", learning_rate=0.01), 10) == 0.01
-    cosine = learning_rate(TrainParams(learning_rate=0.01, epochs=2), 10)
-    assert float(cosine(0)) == pytest.approx(0.01)
-    assert float(cosine(20)) == pytest.approx(0.001)  # decays to a tenth over every step

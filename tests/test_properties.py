@@ -12,10 +12,9 @@ import tensorflow as tf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.config import TrainParams
 from pipeline.encode import build_vocabulary, decode_ids, encode_text, split_ids
 from pipeline.errors import PipelineError
-from pipeline.model import build_sequence_model
+from pipeline.model import ModelShape, build_sequence_model
 from pipeline.sampling import Sampler, SamplingSettings, make_sampler
 from pipeline.serving import budget_from_params, check_work, settings_from_params
 
@@ -82,7 +81,7 @@ def test_sampling_settings_are_valid_or_refused(temperature, top_k, top_p, seed)
 @pytest.fixture(scope="module")
 def sampler() -> Sampler:
     tf.keras.utils.set_random_seed(0)
-    model = build_sequence_model(len(VOCABULARY), TrainParams(embedding_dim=8, units=8, layers=1))
+    model = build_sequence_model(len(VOCABULARY), ModelShape(embedding_dim=8, units=8, layers=1))
     return make_sampler(model, VOCABULARY)
 
 

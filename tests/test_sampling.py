@@ -2,9 +2,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline.config import TrainParams
 from pipeline.errors import PipelineError
-from pipeline.model import build_sequence_model, build_tutorial_model
+from pipeline.model import ModelShape, build_sequence_model, build_tutorial_model
 from pipeline.sampling import (
     Sampler,
     SamplingSettings,
@@ -20,7 +19,7 @@ VOCABULARY = list("\n abcdefgh")
 @pytest.fixture(scope="module")
 def sampler() -> Sampler:
     tf.keras.utils.set_random_seed(0)
-    params = TrainParams(embedding_dim=8, units=16, layers=2)
+    params = ModelShape(embedding_dim=8, units=16, layers=2)
     return make_sampler(build_sequence_model(len(VOCABULARY), params), VOCABULARY)
 
 
@@ -134,14 +133,14 @@ def test_uppercase_prompt_letters_map_to_a_lowercase_vocabulary(sampler):
 
 def test_make_sampler_picks_by_architecture(sampler):
     assert isinstance(sampler, SequenceSampler)
-    params = TrainParams(units=8, layers=2)
+    params = ModelShape(embedding_dim=8, units=8, layers=2)
     tutorial = make_sampler(build_tutorial_model(len(VOCABULARY), 50, params), VOCABULARY)
     assert isinstance(tutorial, WindowSampler)
 
 
 def test_window_sampler_pads_a_batch_of_different_prompt_lengths_with_spaces():
     tf.keras.utils.set_random_seed(2)
-    model = build_tutorial_model(len(VOCABULARY), 6, TrainParams(units=8, layers=1))
+    model = build_tutorial_model(len(VOCABULARY), 6, ModelShape(embedding_dim=8, units=8, layers=1))
     tutorial = make_sampler(model, VOCABULARY)
     greedy = SamplingSettings(temperature=0)
     prompts = ["a", "bad", "cafe bad"]
@@ -153,7 +152,7 @@ def test_window_sampler_pads_a_batch_of_different_prompt_lengths_with_spaces():
 def test_window_sampler_matches_the_tutorial_model():
     """The compiled sliding-window loop gives what calling the model per character gives."""
     tf.keras.utils.set_random_seed(1)
-    model = build_tutorial_model(len(VOCABULARY), 5, TrainParams(units=8, layers=1))
+    model = build_tutorial_model(len(VOCABULARY), 5, ModelShape(embedding_dim=8, units=8, layers=1))
     tutorial: Sampler = make_sampler(model, VOCABULARY)
     text = tutorial.generate(["ab"], 8, SamplingSettings(temperature=0))[0]
     window = [VOCABULARY.index(" ")] * 3 + [VOCABULARY.index(c) for c in "ab"]

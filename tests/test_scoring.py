@@ -11,7 +11,8 @@ import pytest
 from pipeline.config import TrainParams
 from pipeline.encode import WindowSpec
 from pipeline.encoded import EncodedData
-from pipeline.model import build_sequence_model, compile_model
+from pipeline.model import ModelShape, build_sequence_model
+from pipeline.optimizer import compile_model
 from pipeline.scoring import CHUNK, continuous_loss, windowed_loss
 
 VOCAB = 7
@@ -20,9 +21,9 @@ VOCAB = 7
 @pytest.fixture(scope="module")
 def model() -> keras.Model:
     keras.utils.set_random_seed(3)
-    params = TrainParams(embedding_dim=4, units=8, layers=2, dropout=0.3, embedding_dropout=0.2)
-    model = build_sequence_model(VOCAB, params)
-    compile_model(model, params, steps_per_epoch=1)  # evaluate() needs the loss
+    shape = ModelShape(embedding_dim=4, units=8, layers=2, dropout=0.3, embedding_dropout=0.2)
+    model = build_sequence_model(VOCAB, shape)
+    compile_model(model, TrainParams(), steps_per_epoch=1)  # evaluate() needs the loss
     return model
 
 

@@ -11,8 +11,7 @@ from pathlib import Path
 import keras
 import mlflow
 
-from pipeline.config import TrainParams
-from pipeline.model import build_sequence_model
+from pipeline.model import ModelShape, build_sequence_model
 from pipeline.serving import log_generator
 
 VOCABULARY = list("\n abcdefgh")
@@ -22,7 +21,7 @@ NAME = "tiny-generator"  # its registered model
 def save_tiny_model(path: Path) -> None:
     """The same untrained weights every time (seeded)."""
     keras.utils.set_random_seed(0)
-    model = build_sequence_model(len(VOCABULARY), TrainParams(embedding_dim=8, units=16, layers=1))
+    model = build_sequence_model(len(VOCABULARY), ModelShape(embedding_dim=8, units=16, layers=1))
     model.save(path)
 
 

@@ -1,0 +1,54 @@
+"""The optimiser training compiles a model with: Adam or AdamW, its learning-rate schedule and
+gradient clipping, all from `TrainParams`.
+
+Training-side only (train.py, bench/train_throughput.py): kept out of `pipeline/model.py` so that
+loading a model for generation never needs the params schema.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from pipeline.config import TrainParams
+
+
+def learning_rate(
+    params: TrainParams, steps_per_epoch: int
+) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """`constant`, or `cosine`: decay over every planned step down to a tenth of the start."""
+    if params.lr_schedule == "constant":
+        return params.learning_rate
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=params.learning_rate,
+        decay_steps=max(1, steps_per_epoch * params.epochs),
+        alpha=0.1,
+    )
+
+
+def make_optimizer(params: TrainParams, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """Adam, or AdamW when `weight_decay` > 0 (decay on the weight matrices and the embedding,
+    not on biases), with the configured schedule and gradient-norm clipping."""
+    rate = learning_rate(params, steps_per_epoch)
+    if not params.weight_decay:
+        return keras.optimizers.Adam(learning_rate=rate, clipnorm=params.clipnorm)
+    optimizer = keras.optimizers.AdamW(
+        learning_rate=rate, weight_decay=params.weight_decay, clipnorm=params.clipnorm
+    )
+    optimizer.exclude_from_weight_decay(var_names=["bias"])
+    return optimizer
+
+
+def compile_model(
+    model: keras.Model, params: TrainParams, steps_per_epoch: int, jit_compile: bool = False
+) -> None:
+    """The optimiser of `make_optimizer` and cross-entropy on the logits.
+
+    Under a `mixed_float16` policy Keras wraps the optimiser in a `LossScaleOptimizer`, so small
+    float16 gradients do not underflow; `mixed_bfloat16` needs no loss scaling. XLA is off by
+    default: on the CPU it made the LSTM slower (see `bench/train_throughput.py`).
+    """
+    model.compile(
+        optimizer=make_optimizer(params, steps_per_epoch),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=jit_compile,
+    )

@@ -7,6 +7,7 @@ import pytest
 
 from pipeline.files import (
     atomic_directory,
+    current_umask,
     load_array,
     save_array,
     write_json,
@@ -18,7 +19,7 @@ def test_write_text_replaces_the_file_only_on_success(tmp_path):
     target = tmp_path / "out" / "corpus.txt"
     write_text(target, "first")
     assert target.read_text() == "first"
-    assert oct(target.stat().st_mode & 0o777) == oct(0o644)
+    assert oct(target.stat().st_mode & 0o777) == oct(0o666 & ~current_umask())
     with pytest.raises(TypeError):
         write_text(target, None)  # type: ignore[arg-type]
     assert target.read_text() == "first"

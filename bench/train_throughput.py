@@ -49,6 +49,7 @@ from pipeline.config import TrainParams, load_params  # noqa: E402
 from pipeline.data import (  # noqa: E402
     TUTORIAL_WINDOW,
     training_dataset,
+    training_steps,
     validation_dataset,
 )
 from pipeline.encoded import EncodedData, load_encoded  # noqa: E402
@@ -94,7 +95,7 @@ def forward_flops_per_char(params: TrainParams, vocab_size: int) -> int:
 
 def make_model(params: TrainParams, data: EncodedData, jit_compile: bool = False) -> keras.Model:
     keras.utils.set_random_seed(params.seed)
-    _, steps = training_dataset(data, params)
+    steps = training_steps(data, params)
     model = build_model(len(data.vocabulary), params)
     compile_model(model, params, steps, jit_compile=jit_compile)
     return model
@@ -239,7 +240,7 @@ def report_time_to_threshold(
     default: TrainParams, data: EncodedData, args: argparse.Namespace
 ) -> None:
     print(f"(c) training time to {args.threshold} held-out bits/char (validation not timed)")
-    epoch_steps = training_dataset(data, default)[1]
+    epoch_steps = training_steps(data, default)
     sequence = train_until(default, data, args.threshold, args.default_budget_s, epoch_steps)
     tutorial = train_until(
         tutorial_params(default), data, args.threshold, args.tutorial_budget_s, args.eval_every

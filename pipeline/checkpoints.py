@@ -185,7 +185,7 @@ class Interrupted(KeyboardInterrupt):
 class EpochCheckpoint(keras.callbacks.Callback):
     """Records the history and writes the checkpoint folder after every finite epoch."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913, PLR0917 (a Keras callback: its state, given at once)
         self,
         folder: Path,
         early_stopping: ResumableEarlyStopping,

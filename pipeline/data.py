@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline.config import TrainParams
-from pipeline.encode import window_starts
+from pipeline.encode import count_windows, window_starts
 from pipeline.encoded import EncodedData
 from pipeline.errors import PipelineError
 
@@ -25,6 +25,15 @@ def count_steps(windows: int, batch_size: int, steps_per_epoch: int = 0) -> int:
     """Full batches in one pass over `windows` (at least 1), capped by `steps_per_epoch` if > 0."""
     steps = max(1, windows // batch_size)
     return min(steps, steps_per_epoch) if steps_per_epoch else steps
+
+
+def training_steps(data: EncodedData, params: TrainParams) -> int:
+    """Training batches per epoch for `params.architecture`, without building the stream."""
+    if params.architecture == "tutorial":
+        windows = count_windows(len(data.train_ids), TUTORIAL_WINDOW, 1)
+    else:
+        windows = count_windows(len(data.train_ids), data.spec.seq_len, data.spec.stride)
+    return count_steps(windows, params.batch_size, params.steps_per_epoch)
 
 
 def shuffled_batches(
@@ -60,7 +69,7 @@ def _gather_windows(ids: np.ndarray, start_batches: tf.data.Dataset, span: int) 
     return start_batches.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def _window_batches(
+def _window_batches(  # noqa: PLR0913, PLR0917 (the stream's settings, passed through)
     ids: np.ndarray,
     starts: np.ndarray,
     span: int,
@@ -80,7 +89,7 @@ def _window_batches(
     return _gather_windows(ids, start_batches, span)
 
 
-def sequence_dataset(
+def sequence_dataset(  # noqa: PLR0913 (shuffling options are keywords)
     ids: np.ndarray,
     seq_len: int,
     stride: int,
@@ -103,7 +112,7 @@ def sequence_dataset(
     return windows.map(lambda w: (w[:, :-1], w[:, 1:])).prefetch(tf.data.AUTOTUNE)
 
 
-def tutorial_dataset(
+def tutorial_dataset(  # noqa: PLR0913 (shuffling options are keywords)
     ids: np.ndarray,
     vocab_size: int,
     batch_size: int,
@@ -133,7 +142,6 @@ def training_dataset(
     """The endless training stream for `params.architecture`, and its steps per epoch."""
     batch, seed, steps = params.batch_size, params.seed, params.steps_per_epoch
     if params.architecture == "tutorial":
-        windows = len(window_starts(len(data.train_ids), TUTORIAL_WINDOW, 1))
         dataset = tutorial_dataset(
             data.train_ids,
             len(data.vocabulary),
@@ -145,7 +153,6 @@ def training_dataset(
         )
     else:
         seq_len, stride = data.spec.seq_len, data.spec.stride
-        windows = len(window_starts(len(data.train_ids), seq_len, stride))
         dataset = sequence_dataset(
             data.train_ids,
             seq_len,
@@ -156,7 +163,7 @@ def training_dataset(
             first_epoch=first_epoch,
             steps_per_epoch=steps,
         )
-    return dataset, count_steps(windows, batch, steps)
+    return dataset, training_steps(data, params)
 
 
 def windowed_dataset(

@@ -93,7 +93,7 @@ def pick_sdist(
     raise DownloadError(f"index lists no .tar.gz sdist of version {version} (has: {seen})")
 
 
-def fetch_sdist(
+def fetch_sdist(  # noqa: PLR0913, PLR0917
     session: requests.Session,
     package: str,
     version: str,

@@ -67,7 +67,7 @@ def filter_logits(logits: tf.Tensor, top_k: tf.Tensor, top_p: tf.Tensor) -> tf.T
     return tf.where(logits >= floor, logits, tf.fill(tf.shape(logits), -np.inf))
 
 
-def choose_next(
+def choose_next(  # noqa: PLR0913, PLR0917
     logits: tf.Tensor,
     step: tf.Tensor,
     temperature: tf.Tensor,
@@ -128,7 +128,7 @@ class Sampler:
             )
         return np.array([self.index[char] for char in prompt], dtype=np.int32)
 
-    def _sample_ids(
+    def _sample_ids(  # noqa: PLR0913, PLR0917
         self,
         state: Any,
         first_step: tf.Tensor,

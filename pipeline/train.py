@@ -15,11 +15,13 @@ run stopped by SIGTERM, SIGINT or a crash continues from its last finished epoch
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import logging
 import math
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +37,7 @@ from pipeline.callbacks import EpochMetrics, TrainingProgress
 from pipeline.checkpoints import Checkpoint
 from pipeline.cli import run_stage
 from pipeline.config import Params, TrainParams, load_params
-from pipeline.data import TUTORIAL_WINDOW, training_dataset
+from pipeline.data import TUTORIAL_WINDOW, training_dataset, training_steps
 from pipeline.data import validation_dataset as make_validation_dataset
 from pipeline.encoded import EncodedData, load_encoded
 from pipeline.errors import PipelineError
@@ -113,20 +115,36 @@ def create_model(
     return model
 
 
-def make_datasets(
-    data: EncodedData, params: TrainParams, strategy: tf.distribute.Strategy, first_epoch: int
-) -> tuple[tf.data.Dataset, tf.data.Dataset, int]:
-    """Training stream (from `first_epoch` on), validation pass, and training steps per epoch."""
-    _, steps = training_dataset(data, params, first_epoch)
+@dataclass(frozen=True)
+class TrainingJob:
+    """What every training process (chief or worker) fits: built once in `main`."""
+
+    settings: TrainParams
+    model: keras.Model  # built and compiled under `strategy`
+    data: EncodedData
+    strategy: tf.distribute.Strategy
+    resume: Checkpoint | None  # the checkpoint to continue from, if any
+    steps: int  # training batches per epoch (`data.training_steps`)
+
+    @property
+    def first_epoch(self) -> int:
+        return self.resume.epoch if self.resume else 0
+
+
+def make_datasets(job: TrainingJob) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    """Training stream (from the job's first epoch on) and validation pass."""
+    settings, batch_size = job.settings, job.settings.batch_size
     train = distribute.distribute_dataset(
-        strategy, lambda: training_dataset(data, params, first_epoch)[0], params.batch_size
+        job.strategy,
+        lambda: training_dataset(job.data, settings, job.first_epoch)[0],
+        batch_size,
     )
     val = distribute.distribute_dataset(
-        strategy,
-        lambda: make_validation_dataset(data, params.architecture, params.batch_size),
-        params.batch_size,
+        job.strategy,
+        lambda: make_validation_dataset(job.data, settings.architecture, batch_size),
+        batch_size,
     )
-    return train, val, steps
+    return train, val
 
 
 def model_signature(model: keras.Model) -> ModelSignature:
@@ -159,18 +177,14 @@ def check_finite(history: dict[str, list[float]]) -> None:
 
 
 def fit_model(
-    model: keras.Model,
-    data: EncodedData,
-    params: TrainParams,
-    strategy: tf.distribute.Strategy,
+    job: TrainingJob,
     state: checkpoints.EpochCheckpoint,
-    resume: Checkpoint | None,
     extra_callbacks: list[keras.callbacks.Callback],
 ) -> dict[str, list[float]]:
     """Fit from the checkpoint (if any) to the end; return the whole run's per-epoch history."""
-    first_epoch = resume.epoch if resume else 0
-    train, val, steps = make_datasets(data, params, strategy, first_epoch)
-    progress = TrainingProgress(params.epochs, steps, first_epoch)  # one bar over the whole run
+    params, resume, first_epoch = job.settings, job.resume, job.first_epoch
+    train, val = make_datasets(job)
+    progress = TrainingProgress(params.epochs, job.steps, first_epoch)  # one bar over the run
     callbacks = [
         state.early_stopping,
         keras.callbacks.TerminateOnNaN(),
@@ -178,12 +192,12 @@ def fit_model(
         progress,
         *extra_callbacks,
     ]
-    with strategy.scope():  # see distribute.prepare_model
-        model.fit(
+    with job.strategy.scope():  # see distribute.prepare_model
+        job.model.fit(
             train,
             validation_data=val,
             epochs=params.epochs,
-            steps_per_epoch=steps,
+            steps_per_epoch=job.steps,
             initial_epoch=params.epochs if resume and resume.stopped else first_epoch,
             callbacks=callbacks,
             verbose=0,  # TrainingProgress reports instead of Keras' per-epoch bars
@@ -264,26 +278,23 @@ def run_tags(
 
 
 def train_as_chief(
+    job: TrainingJob,
     params: Params,
-    model: keras.Model,
-    data: EncodedData,
-    strategy: tf.distribute.Strategy,
-    state: checkpoints.EpochCheckpoint,
-    resume: Checkpoint | None,
+    checkpoint_state: Callable[[str | None], checkpoints.EpochCheckpoint],
     tags: dict[str, str],
 ) -> None:
-    """Train inside an MLflow run, write every output, then drop the no longer needed checkpoint."""
+    """Train inside an MLflow run, write every output, then drop the no longer needed checkpoint.
+    `checkpoint_state(run_id)` makes the checkpointing callback once the run's id is known."""
+    model, resume = job.model, job.resume
     with tracking.training_run(params, tags) as run:
-        state.run_id = run.info.run_id
+        state = checkpoint_state(run.info.run_id)
         mlflow.log_metric("model.parameters", model.count_params())  # params: params.yaml's only
         if resume:
             log.info("resuming after epoch %d of run %s", resume.epoch, resume.run_id)
             tracking.log_history(resume.history)  # this run then holds the whole curve
         started = time.monotonic()
         try:
-            history = fit_model(
-                model, data, params.train, strategy, state, resume, [EpochMetrics()]
-            )
+            history = fit_model(job, state, [EpochMetrics()])
         except checkpoints.Interrupted as stop:
             mlflow.set_tags(
                 {"interrupted_by": stop.signal_name, "checkpoint_epoch": str(state.epochs_done)}
@@ -301,18 +312,10 @@ def train_as_chief(
     checkpoints.remove_checkpoint(CHECKPOINT_DIR)
 
 
-def train_as_worker(
-    model: keras.Model,
-    data: EncodedData,
-    params: TrainParams,
-    strategy: tf.distribute.Strategy,
-    state: checkpoints.EpochCheckpoint,
-    resume: Checkpoint | None,
-    scratch: Path,
-) -> None:
+def train_as_worker(job: TrainingJob, state: checkpoints.EpochCheckpoint, scratch: Path) -> None:
     """A non-chief worker: the same steps (collectives need every worker); outputs to scratch."""
-    fit_model(model, data, params, strategy, state, resume, [])
-    model.save(scratch / "model.keras")
+    fit_model(job, state, [])
+    job.model.save(scratch / "model.keras")
 
 
 def restore_training_state(
@@ -340,22 +343,25 @@ def main() -> None:
     data = load_encoded()
     fingerprint = checkpoints.fingerprint(settings, hardware.precision, tracking.hash_folder())
     resume = checkpoints.find_checkpoint(CHECKPOINT_DIR, fingerprint)
-    _, steps = training_dataset(data, settings)
+    steps = training_steps(data, settings)
     model = create_model(len(data.vocabulary), settings, steps, strategy)
     early_stopping = restore_training_state(model, strategy, resume, settings.patience)
     log_summary(model, hardware, strategy)
+    job = TrainingJob(settings, model, data, strategy, resume, steps)
     with checkpoints.SignalGuard().installed() as guard, tempfile.TemporaryDirectory() as scratch:
         chief = distribute.is_chief(strategy)
-        folder = CHECKPOINT_DIR if chief else Path(scratch) / "checkpoint"
-        history = resume.history if resume else {}
-        state = checkpoints.EpochCheckpoint(
-            folder, early_stopping, fingerprint, guard, history=history
+        checkpoint_state = functools.partial(
+            checkpoints.EpochCheckpoint,
+            CHECKPOINT_DIR if chief else Path(scratch) / "checkpoint",
+            early_stopping,
+            fingerprint,
+            guard,
+            history=resume.history if resume else {},
         )
         if chief:
-            tags = run_tags(hardware, strategy, resume)
-            train_as_chief(params, model, data, strategy, state, resume, tags)
+            train_as_chief(job, params, checkpoint_state, run_tags(hardware, strategy, resume))
         else:
-            train_as_worker(model, data, settings, strategy, state, resume, Path(scratch))
+            train_as_worker(job, checkpoint_state(None), Path(scratch))
 
 
 if __name__ == "__main__":

@@ -210,7 +210,7 @@ def get_by_deadline(
     return result
 
 
-def fetch_http(
+def fetch_http(  # noqa: PLR0913, PLR0917
     session: requests.Session,
     url: str,
     settings: DownloadParams,

@@ -5,7 +5,13 @@ import pytest
 import tensorflow as tf
 
 from pipeline.config import EncodeParams, TrainParams
-from pipeline.data import count_steps, shuffled_batches, training_dataset, validation_dataset
+from pipeline.data import (
+    count_steps,
+    shuffled_batches,
+    training_dataset,
+    training_steps,
+    validation_dataset,
+)
 from pipeline.encode import encode_corpus
 from pipeline.encoded import EncodedData
 
@@ -50,6 +56,20 @@ def test_steps_per_epoch_takes_the_start_of_each_epochs_permutation():
     full = epochs_of(shuffled_batches(starts, 8, seed=1, first_epoch=0, steps_per_epoch=5), 2, 5)
     capped = epochs_of(shuffled_batches(starts, 8, seed=1, first_epoch=0, steps_per_epoch=2), 2, 2)
     assert capped == [epoch[:2] for epoch in full]
+
+
+@pytest.mark.parametrize("architecture", ["sequence", "tutorial"])
+@pytest.mark.parametrize("steps_per_epoch", [0, 3])
+def test_training_steps_counts_batches_without_building_the_stream(
+    data, architecture, steps_per_epoch
+):
+    params = TrainParams(architecture=architecture, batch_size=4, steps_per_epoch=steps_per_epoch)
+    length = len(data.train_ids)
+    # tutorial: stride-1 windows of 50 + 1; sequence: windows of seq_len 20 + 1 every 10
+    windows = length - 50 if architecture == "tutorial" else (length - 21) // 10 + 1
+    expected = min(windows // 4, steps_per_epoch) if steps_per_epoch else windows // 4
+    assert training_steps(data, params) == expected
+    assert training_dataset(data, params)[1] == expected
 
 
 def test_sequence_training_batches(data):

@@ -65,24 +65,25 @@ import numpy as np
 
 from pipeline import checkpoints, distribute
 from pipeline.config import EncodeParams, TrainParams
-from pipeline.data import training_dataset
+from pipeline.data import training_steps
 from pipeline.encoded import EncodedData
 from pipeline.encode import encode_corpus
-from pipeline.train import create_model, fit_model
+from pipeline.train import TrainingJob, create_model, fit_model
 
 params = TrainParams(**json.loads(os.environ["TRAIN_PARAMS"]))
 strategy = distribute.create_strategy(params.distribution)
 keras.utils.set_random_seed(params.seed)
 encode = EncodeParams(seq_len=20, stride=10, val_fraction=0.2)
 data = EncodedData(*encode_corpus(Path(os.environ["CORPUS"]).read_text(), encode))
-_, steps = training_dataset(data, params)
+steps = training_steps(data, params)
 model = create_model(len(data.vocabulary), params, steps, strategy)
 out = Path(sys.argv[1])
 early_stopping = checkpoints.ResumableEarlyStopping(params.patience)
 state = checkpoints.EpochCheckpoint(
     out.with_suffix(".checkpoint"), early_stopping, "test", checkpoints.SignalGuard()
 )
-history = fit_model(model, data, params, strategy, state, None, [])
+job = TrainingJob(params, model, data, strategy, resume=None, steps=steps)
+history = fit_model(job, state, [])
 np.savez(out, *model.get_weights(), loss=history["loss"], val_loss=history["val_loss"])
 print(distribute.describe_strategy(strategy), distribute.is_chief(strategy))
 """

@@ -95,7 +95,7 @@ def sampler() -> Sampler:
     top_p=st.floats(0, 1) | ANY_FLOAT,
     seed=st.integers(-(2**63), 2**63 - 1) | ANY_INT,
 )
-def test_generation_gives_text_in_the_vocabulary_or_a_clear_refusal(
+def test_generation_gives_text_in_the_vocabulary_or_a_clear_refusal(  # noqa: PLR0913, PLR0917 (one argument per Hypothesis strategy)
     sampler, prompts, temperature, top_k, top_p, seed
 ):
     try:

@@ -21,7 +21,8 @@ from tests.support.project import clean_environment, run
 from tests.support.readme import section_blocks
 from tests.support.team import link_venv, make_clone, run_block
 
-pytestmark = pytest.mark.slow
+# Whole `dvc repro` runs: minutes on 2 cores, more when other jobs share them.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 SECTION = "Working as a team"
 README_ENDPOINT = "http://127.0.0.1:9000"
@@ -66,7 +67,6 @@ def credentials(s3_endpoint) -> dict[str, str]:
     return env
 
 
-@pytest.mark.timeout(1200)  # a whole `dvc repro`, then pull and a second repro, on 2 shared cores
 def test_push_to_s3_then_pull_into_a_fresh_clone_has_nothing_to_do(
     tmp_path, s3_endpoint, credentials
 ):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import sys
 import tempfile
@@ -85,7 +86,11 @@ def download_registered(uri: str, destination: Path, vocab: Path) -> tuple[Path,
     import mlflow  # noqa: PLC0415 (only this path needs MLflow)
 
     from pipeline.tracking import tracking_uri  # noqa: PLC0415
+    from pipeline.urls import redact_url  # noqa: PLC0415
 
+    # MLflow's INFO notes ("Creating initial database tables...") would land between the one
+    # error line and the generated text on stderr; its warnings still show.
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
     mlflow.set_tracking_uri(tracking_uri())
     try:
         local = Path(
@@ -94,8 +99,8 @@ def download_registered(uri: str, destination: Path, vocab: Path) -> tuple[Path,
     except mlflow.exceptions.MlflowException as error:
         reason = error.message.splitlines()[0] if error.message else type(error).__name__
         raise PipelineError(
-            f"cannot load {uri} from {tracking_uri()} ({reason}); check the name and alias or "
-            "version in the MLflow UI, or set MLFLOW_TRACKING_URI"
+            f"cannot load {uri} from {redact_url(tracking_uri())} ({reason}); check the name and "
+            "alias or version in the MLflow UI, or set MLFLOW_TRACKING_URI"
         ) from None
     model = next(iter(sorted(local.rglob("*.keras"))), None)
     if model is None:

@@ -13,17 +13,25 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 from filelock import FileLock
 
 from tests.support.corpora import CORPUS
-from tests.support.project import Project, clean_environment, copy_project, init_repo
+from tests.support.project import (
+    Project,
+    clean_environment,
+    copy_project,
+    init_repo,
+    tiny_params,
+)
 from tests.support.refusals import OUTPUTS, STAGES, check_refusal, error_line
-from tests.support.servers import free_port
+from tests.support.servers import Handler, free_port, reply, serve
 
 pytestmark = pytest.mark.slow
 DVC_TIMEOUT_S = 300
@@ -246,67 +254,59 @@ def test_a_full_disk_fails_in_one_line_and_keeps_the_old_outputs(
 # --- (3) two `dvc repro` at once ----------------------------------------------------------------
 
 
-def open_writer_when_read(fifo: Path, reader: subprocess.Popen[str], timeout_s: float) -> int:
-    """Wait until some process opens `fifo` to read, then return a write descriptor to it."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+def held_corpus(release: threading.Event, requested: threading.Event) -> Handler:
+    """A route that answers with the corpus only once `release` is set, so the download stage
+    of whoever asked is held inside its stage (and DVC's lock on its outputs) until then."""
+
+    def handle(request: BaseHTTPRequestHandler) -> None:
+        requested.set()
+        release.wait(timeout=DVC_TIMEOUT_S)
+        reply(200, CORPUS)(request)
+
+    return handle
+
+
+def test_a_second_repro_is_refused_while_the_first_holds_the_lock(tmp_path: Path) -> None:
+    release, requested = threading.Event(), threading.Event()
+    with serve() as server:
+        server.routes["/corpus.txt"] = held_corpus(release, requested)
+        source = {"name": "held", "kind": "http", "url": f"{server.url}/corpus.txt"}
+        repo = init_repo(
+            copy_project(tmp_path / "repo", tiny_params(download={"sources": [source]})),
+            clean_environment(),
+        )
+        first = subprocess.Popen(
+            ["dvc", "repro", "download"],
+            cwd=repo,
+            env=clean_environment(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         try:
-            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-        except OSError:  # ENXIO: nobody reads it yet
-            assert reader.poll() is None, reader.communicate()[0]
-            time.sleep(0.1)
-    raise AssertionError(f"nothing opened {fifo} within {timeout_s} s")
-
-
-@pytest.fixture
-def source_on_a_fifo(dvc_repo: Path) -> Iterator[Path]:
-    """The download source becomes a named pipe, so the stage blocks until the test writes it."""
-    source = dvc_repo / "corpus_source.txt"
-    saved = source.read_bytes()
-    source.unlink()
-    os.mkfifo(source)
-    try:
-        yield source
-    finally:
-        source.unlink()
-        source.write_bytes(saved)
-
-
-def test_a_second_repro_is_refused_while_the_first_holds_the_lock(
-    dvc_repo: Path, source_on_a_fifo: Path
-) -> None:
-    first = subprocess.Popen(
-        ["dvc", "repro", "--force", "download"],
-        cwd=dvc_repo,
-        env=clean_environment(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        writer = open_writer_when_read(source_on_a_fifo, first, timeout_s=120)
-        # The first repro is now inside its download stage, reading the pipe.
-        try:
-            second = run_dvc(dvc_repo, "repro", "download")
+            assert requested.wait(timeout=120), "the first repro never reached its download"
+            # The first repro is now inside its download stage, waiting for the server.
+            try:
+                second = run_dvc(repo, "repro", "download")
+            finally:
+                release.set()  # lets the first repro finish
+            assert second.returncode != 0
+            # DVC releases its repository lock while a stage runs, but keeps a lock
+            # (`.dvc/tmp/rwlock`) on that stage's outputs: a second repro of it is refused.
+            refusal = second.stderr + second.stdout
+            assert "lock" in refusal.lower(), refusal
+            assert "is busy" in refusal or "Unable to acquire lock" in refusal, refusal
+            output, _ = first.communicate(timeout=DVC_TIMEOUT_S)
+            assert first.returncode == 0, output
         finally:
-            os.set_blocking(writer, True)
-            os.write(writer, CORPUS)  # lets the first repro finish
-            os.close(writer)
-        assert second.returncode != 0
-        # DVC releases its repository lock while a stage runs, but keeps a lock (`.dvc/tmp/rwlock`)
-        # on that stage's outputs: a second repro of the same stage is refused by that one.
-        refusal = second.stderr + second.stdout
-        assert "lock" in refusal.lower(), refusal
-        assert "is busy" in refusal or "Unable to acquire lock" in refusal, refusal
-        output, _ = first.communicate(timeout=DVC_TIMEOUT_S)
-        assert first.returncode == 0, output
-    finally:
-        if first.poll() is None:
-            os.killpg(first.pid, signal.SIGKILL)
-            first.wait(timeout=30)
-    assert (dvc_repo / "data/raw/corpus.txt").read_bytes() == CORPUS
-    assert_up_to_date(dvc_repo)  # the lock is released, and the same corpus changes nothing
+            release.set()
+            if first.poll() is None:
+                os.killpg(first.pid, signal.SIGKILL)
+                first.wait(timeout=30)
+    assert (repo / "data/raw/corpus.txt").read_bytes() == CORPUS
+    status = run_dvc(repo, "status", "download")  # the lock is released
+    assert "Data and pipelines are up to date." in status.stdout, status.stdout
 
 
 # --- (4) MLflow store unreachable -----------------------------------------------------------------

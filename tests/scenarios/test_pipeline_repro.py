@@ -31,9 +31,10 @@ def test_every_output_exists(repo):
         "data/encoded/vocab.json",
         "data/encoded/train_ids.npy",
         "data/encoded/val_ids.npy",
+        "data/encoded/test_ids.npy",
         "data/encoded/windows.json",
+        "reports/baseline.json",
         "models/model.keras",
-        "models/run.json",
         "reports/train_history.csv",
         "reports/metrics.json",
         "reports/samples.md",
@@ -47,13 +48,19 @@ def test_every_output_exists(repo):
 def test_metrics_have_every_key(repo):
     path, _ = repo
     metrics = json.loads((path / "reports/metrics.json").read_text())
-    assert set(metrics["heldout"]) == {"loss", "bits_per_char", "perplexity"}
-    assert metrics["heldout"]["bits_per_char"] > 0
-    assert set(metrics["sampling"]) == {"greedy", "t1"}
+    protocols = {"bits_per_char_continuous", "bits_per_char_windowed"}
+    for split in ("test", "validation"):
+        assert set(metrics[split]) == {*protocols, "perplexity"}
+        assert set(metrics["baseline"][split]) == protocols
+        assert all(value > 0 for value in metrics[split].values())
+    baseline = metrics["baseline"]["test"]["bits_per_char_continuous"]
+    model = metrics["test"]["bits_per_char_continuous"]
+    assert metrics["margin_bits_per_char"] == pytest.approx(baseline - model)
+    assert set(metrics["sampling"]) == {"greedy", "t1.00"}
     for row in metrics["sampling"].values():
         assert {"distinct_2", "known_word_share", "longest_copied"} <= set(row)
     samples = (path / "reports/samples.md").read_text()
-    assert samples.count("### Sample") == 4  # 2 prompts x (greedy + t1)
+    assert samples.count("### Sample") == 4  # 2 prompts x (greedy + t1.00)
 
 
 def test_one_mlflow_run_holds_params_metrics_model_and_reports(repo):
@@ -66,8 +73,11 @@ def test_one_mlflow_run_holds_params_metrics_model_and_reports(repo):
     assert run.info.status == "FINISHED"
     assert run.data.params["train.units"] == "16"
     assert run.data.params["encode.seq_len"] == "20"
-    assert "heldout_bits_per_char" in run.data.metrics
-    assert "sample_t1_distinct_2" in run.data.metrics
+    assert "test.bits_per_char_continuous" in run.data.metrics
+    assert "baseline.test.bits_per_char_continuous" in run.data.metrics
+    assert "margin_bits_per_char" in run.data.metrics
+    assert "sampling.t1.00.distinct_2" in run.data.metrics
+    assert len(run.data.tags["model_sha256"]) == 64  # how evaluate found this run
     assert "val_loss" in run.data.metrics
     assert len(client.get_metric_history(run.info.run_id, "loss")) == 2  # one per epoch
     assert len(run.data.tags["git_commit"]) == 40

@@ -37,7 +37,7 @@ def test_two_queued_experiments_land_as_two_mlflow_runs(tmp_path):
     runs = client.search_runs([experiment.experiment_id])
     assert sorted(r.data.params["train.units"] for r in runs) == ["12", "8"]
     assert {r.info.status for r in runs} == {"FINISHED"}
-    assert all("heldout_bits_per_char" in r.data.metrics for r in runs)
+    assert all("test.bits_per_char_continuous" in r.data.metrics for r in runs)
     shown = json.loads(run(["dvc", "exp", "show", "--json"], repo, env).stdout)
     assert len(json.dumps(shown)) > 0
 
@@ -99,7 +99,7 @@ def test_the_pipeline_logs_to_a_tracking_server(tmp_path, mlflow_server):
     params = {p["key"]: p["value"] for p in found["data"]["params"]}
     metrics = {m["key"]: m["value"] for m in found["data"]["metrics"]}
     assert params["train.units"] == "16"
-    assert metrics["heldout_bits_per_char"] > 0
+    assert metrics["test.bits_per_char_continuous"] > 0
     model = rest(mlflow_server, "registered-models/get?name=tiny-model")["registered_model"]
     assert model["latest_versions"][0]["run_id"] == found["info"]["run_id"]
     artifacts = rest(mlflow_server, f"artifacts/list?run_id={found['info']['run_id']}")

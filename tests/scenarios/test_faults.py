@@ -337,7 +337,7 @@ def test_train_stops_quickly_and_writes_nothing_when_mlflow_is_unreachable(
     result, seconds, _, project, before = unreachable_store_run
     assert result.returncode != 0, result.stderr
     assert seconds < 60
-    assert project.snapshot() == before  # no model, no run.json, no history
+    assert project.snapshot() == before  # no model, no history
 
 
 def test_train_names_the_unreachable_store_in_one_line(

@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import subprocess
+import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +34,8 @@ from pipeline.urls import redact_text, redact_url
 
 log = logging.getLogger(__name__)
 
+PROMOTION_ATTEMPTS = 5  # set-and-read-back rounds against a concurrent promotion
+PROMOTION_SETTLE_S = 1.0
 MODEL_TAG = "model_sha256"  # the run that wrote a model file: how evaluate finds it
 # Outputs that git tracks (DVC keeps them out of its cache): pathspecs that `git_dirty` ignores.
 GENERATED_PATHS = (
@@ -299,16 +302,25 @@ def champion_value(client: MlflowClient, model_name: str) -> tuple[str | None, f
 def promote_if_better(versions: dict[str, str], value: float) -> dict[str, str]:
     """Give the new `versions` ({registered model: version}, all from this run) the alias
     `champion` when `value` beats the current champion of the first model; record the decision
-    as tags on the active run and return them. Serialised by the store's lock, so two parallel
-    experiments cannot both see the old champion."""
+    as tags on the active run and return them.
+
+    A SQLite store is serialised by its lock. A tracking server has no lock to take, so two
+    experiments finishing at once may both see the old champion and both set the alias; each
+    therefore reads the alias back after setting it and takes it again while it still holds the
+    better value, so the best of them ends up champion whatever the interleaving."""
     client = MlflowClient()
     first = next(iter(versions))
     with store_errors(tracking_uri()), store_creation_lock(tracking_uri()):
         previous_version, previous = champion_value(client, first)
         promoted = beats_champion(value, previous)
-        if promoted:
+        current_version, current = previous_version, previous
+        for _ in range(PROMOTION_ATTEMPTS if promoted else 0):
+            if current_version == versions[first] or not beats_champion(value, current):
+                break  # ours already, or a better model took it meanwhile
             for name, version in versions.items():
                 client.set_registered_model_alias(name, CHAMPION, version)
+            time.sleep(PROMOTION_SETTLE_S)  # let a concurrent writer's alias land first
+            current_version, current = champion_value(client, first)
     tags = {
         "champion_decision": "promoted" if promoted else "kept previous champion",
         "champion_previous_version": previous_version or "none",

@@ -21,6 +21,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import keras
 from keras import layers
@@ -90,9 +91,32 @@ def save_model(model: keras.Model, destination: Path) -> None:
                     metadata = json.loads(data)
                     metadata.pop("date_saved", None)
                     data = json.dumps(metadata, sort_keys=True).encode()
+                elif entry.filename == "config.json":
+                    data = json.dumps(renumber_shared_objects(json.loads(data))).encode()
                 fixed = zipfile.ZipInfo(entry.filename, date_time=(1980, 1, 1, 0, 0, 0))
                 fixed.compress_type, fixed.external_attr = entry.compress_type, entry.external_attr
                 target.writestr(fixed, data)
+
+
+def renumber_shared_objects(config: Any) -> Any:
+    """Keras links objects shared between layers by `shared_object_id`, which it takes from
+    Python's `id()`: a memory address, different in every process. Number them 1, 2, ... in
+    order of first appearance instead; only equality between them matters on loading."""
+    numbers: dict[int, int] = {}
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                key: numbers.setdefault(value, len(numbers) + 1)
+                if key == "shared_object_id"
+                else walk(value)
+                for key, value in node.items()
+            }
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        return node
+
+    return walk(config)
 
 
 def load_model(path: Path) -> keras.Model:

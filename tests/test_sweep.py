@@ -76,6 +76,7 @@ def test_a_two_point_sweep_lands_as_two_tagged_mlflow_runs(tmp_path):
     repo = make_repo(tmp_path / "repo", env, epochs=1)
     (repo / "sweeps").mkdir()
     (repo / "sweeps" / "tiny2.yaml").write_text("grid:\n  train.units: [8, 12]\njobs: 2\n")
+    run(["dvc", "repro", "baseline"], repo, env)  # shared data stages once, not in both workers
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "pipeline.sweep", "tiny2"],

@@ -22,6 +22,7 @@ pytestmark = pytest.mark.slow
 def test_two_queued_experiments_land_as_two_mlflow_runs(tmp_path):
     env = clean_environment()
     repo = make_repo(tmp_path / "repo", env, epochs=1)
+    run(["dvc", "repro", "baseline"], repo, env)  # shared data stages once, not in both workers
     for units in (8, 12):
         run(["dvc", "exp", "run", "--queue", "-S", f"train.units={units}"], repo, env)
     run(["dvc", "queue", "start", "-j", "2"], repo, env)

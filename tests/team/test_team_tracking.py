@@ -151,6 +151,9 @@ def test_a_wrong_password_fails_fast_with_one_line(team_server, reproduced):
 def test_two_queued_experiments_write_to_the_server_at_once(team_server, reproduced, tmp_path):
     clone = make_clone(tmp_path / "clone", tiny_params(train={"epochs": 1}))
     env = team_server.env()
+    # The data stages first: their outputs are the same for both experiments, and two queue
+    # workers writing the same file into the shared DVC cache at once trip over each other.
+    run([".venv/bin/dvc", "repro", "baseline"], clone, env)
     for units in (8, 12):
         run([".venv/bin/dvc", "exp", "run", "--queue", "-S", f"train.units={units}"], clone, env)
     # Not through captured pipes: the detached queue workers would hold them open until done.

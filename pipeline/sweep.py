@@ -150,6 +150,10 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
 def main() -> None:
     args = parse_arguments()
     sweep, points = load_sweep(args.name, read_params_text(PARAMS_PATH))
+    # The stages every point shares, once, here: run by parallel queue workers, each would write
+    # the same outputs into the shared DVC cache at the same moment, and one of them fails.
+    log.info("the shared stages first: dvc repro baseline")
+    dvc("repro", "baseline")
     for number, point in enumerate(points, 1):
         log.info("queueing %d/%d: %s", number, len(points), point)
         queue_point(args.name, point)

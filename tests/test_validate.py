@@ -16,7 +16,7 @@ from pipeline.validate import (
     read_corpus,
     summarise_validation,
 )
-from tests.support.project import ROOT, clean_environment, copy_project, tiny_params
+from tests.support.project import ROOT, attempt, copy_project, tiny_params
 
 SCENE = (
     "first witch.\nwhen shall we three meet again\nin thunder, lightning, or in rain?\n\n"
@@ -112,15 +112,7 @@ def test_importing_the_stage_does_not_import_gx():
 
 
 def run_stage_in(project: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.validate"],
-        cwd=project,
-        env=clean_environment(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return attempt([sys.executable, "-m", "pipeline.validate"], project, timeout=120)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.validation_report import MAX_VALUE_CHARS, render_report
-from tests.support.project import clean_environment, copy_project, tiny_params
+from tests.support.project import attempt, copy_project, tiny_params
 
 SCENE = (
     "first witch.\nwhen shall we three meet again\nin thunder, lightning, or in rain?\n\n"
@@ -102,15 +102,7 @@ def test_values_are_escaped_and_cut():
 
 
 def run_validate(project: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.validate"],
-        cwd=project,
-        env=clean_environment(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return attempt([sys.executable, "-m", "pipeline.validate"], project, timeout=300)
 
 
 @pytest.fixture(scope="module")

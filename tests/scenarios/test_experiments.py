@@ -6,14 +6,13 @@ Each test builds a temporary git + DVC repository holding the pipeline and a tin
 import json
 import os
 import subprocess
-import time
 import urllib.request
 from collections.abc import Iterator
 
 import pytest
 from mlflow import MlflowClient
 
-from tests.support.project import clean_environment, make_repo, run
+from tests.support.project import clean_environment, make_repo, run, wait_for_queue
 from tests.support.servers import free_port, wait_for_http
 
 pytestmark = pytest.mark.slow
@@ -26,12 +25,7 @@ def test_two_queued_experiments_land_as_two_mlflow_runs(tmp_path):
     for units in (8, 12):
         run(["dvc", "exp", "run", "--queue", "-S", f"train.units={units}"], repo, env)
     run(["dvc", "queue", "start", "-j", "2"], repo, env)
-    deadline = time.monotonic() + 400
-    while time.monotonic() < deadline:
-        status = run(["dvc", "queue", "status"], repo, env).stdout
-        if "Queued" not in status and "Running" not in status:
-            break
-        time.sleep(3)
+    status = wait_for_queue(repo, env, timeout_s=400)
     assert status.count("Success") == 2, status
     client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("tiny")

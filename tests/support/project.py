@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,18 +63,18 @@ def clean_environment(**extra: str) -> dict[str, str]:
     return env
 
 
-def run(
-    command: list[str], cwd: Path, env: dict[str, str] | None = None
+def attempt(
+    command: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 0
 ) -> subprocess.CompletedProcess[str]:
-    """Run `command` in `cwd`; fail the test with its output unless it exits 0."""
+    """Run `command` in `cwd` and return what it did, whatever its exit status."""
     try:
-        result = subprocess.run(
+        return subprocess.run(
             command,
             cwd=cwd,
             env=env or clean_environment(),
             capture_output=True,
             text=True,
-            timeout=COMMAND_TIMEOUT_S,
+            timeout=timeout or COMMAND_TIMEOUT_S,
             check=False,
         )
     except FileNotFoundError:
@@ -82,8 +83,25 @@ def run(
             "with the venv active (`source .venv/bin/activate`)",
             pytrace=False,
         )
+
+
+def run(
+    command: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `command` in `cwd`; fail the test with its output unless it exits 0."""
+    result = attempt(command, cwd, env)
     assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
     return result
+
+
+def wait_for_queue(repo: Path, env: dict[str, str], timeout_s: float, dvc: str = "dvc") -> str:
+    """Poll `dvc queue status` until nothing is queued or running; return its last output."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = run([dvc, "queue", "status"], repo, env).stdout
+        if ("Queued" not in status and "Running" not in status) or time.monotonic() > deadline:
+            return status
+        time.sleep(3)
 
 
 def copy_project(

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.project import ROOT, clean_environment, run, tiny_params
+from tests.support.project import ROOT, attempt, clean_environment, run, tiny_params, wait_for_queue
 from tests.support.readme import section_blocks
 from tests.support.refusals import error_line
 from tests.support.team import TrackingServer, make_clone, run_block
@@ -159,12 +159,7 @@ def test_two_queued_experiments_write_to_the_server_at_once(team_server, reprodu
     # Not through captured pipes: the detached queue workers would hold them open until done.
     start = [".venv/bin/dvc", "queue", "start", "-j", "2"]
     subprocess.run(start, cwd=clone, env=env, stdout=subprocess.DEVNULL, check=True, timeout=120)
-    deadline = time.monotonic() + 1100
-    while time.monotonic() < deadline:
-        status = run([".venv/bin/dvc", "queue", "status"], clone, env).stdout
-        if "Queued" not in status and "Running" not in status:
-            break
-        time.sleep(3)
+    status = wait_for_queue(clone, env, timeout_s=1100, dvc=".venv/bin/dvc")
     assert status.count("Success") == 2, status
 
     experiment = team_server.rest("experiments/get-by-name?experiment_name=tiny")["experiment"]
@@ -199,29 +194,13 @@ def basic_auth(username: str, password: str) -> str:
 
 def run_train(clone: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """The train stage alone, as `dvc repro` runs it (its inputs are already there)."""
-    return subprocess.run(
-        [".venv/bin/python", "-m", "pipeline.train"],
-        cwd=clone,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return attempt([".venv/bin/python", "-m", "pipeline.train"], clone, env, timeout=300)
 
 
 def test_without_postgresql_the_server_refuses_in_one_line(tmp_path):
     # PG_BINDIR names the PostgreSQL to use; an empty folder is a machine without it.
     env = clean_environment(PG_BINDIR=str(tmp_path), TEAM_DIR=str(tmp_path / "team"))
-    result = subprocess.run(
-        ["scripts/tracking_server.sh"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = attempt(["scripts/tracking_server.sh"], ROOT, env, timeout=60)
     assert result.returncode == 1
     (line,) = result.stderr.splitlines()
     assert "PostgreSQL is not installed" in line and "apt-get install postgresql" in line, line

@@ -1,7 +1,9 @@
 """Stage 2, clean: raw corpus -> normalised text the model can learn from.
 
-Reads `data/raw/corpus.txt` and the `clean` params; writes `data/clean/corpus.txt` and a small
-statistics report `reports/clean.json`. Run with `python -m pipeline.clean`.
+Reads `data/raw/corpus.txt`, `data/raw/extra.txt` and the `clean` params; writes
+`data/clean/corpus.txt`, `data/clean/extra.txt` (the extra training text, cleaned by the same rules;
+empty stays empty) and a small statistics report `reports/clean.json`. Run with
+`python -m pipeline.clean`.
 
 Steps, each a pure function: strip the Project Gutenberg header and footer when present, normalise
 line endings and Unicode (NFKC, curly quotes and dashes to ASCII), optionally lowercase (as the
@@ -16,12 +18,13 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from pipeline import files
 from pipeline.cli import run_stage
 from pipeline.config import CleanParams, load_params
 from pipeline.errors import PipelineError
-from pipeline.paths import CLEAN_CORPUS, CLEAN_STATS_PATH, RAW_CORPUS
+from pipeline.paths import CLEAN_CORPUS, CLEAN_EXTRA, CLEAN_STATS_PATH, RAW_CORPUS, RAW_EXTRA
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +145,26 @@ def clean_text(raw: str, params: CleanParams) -> tuple[str, CleanStats]:
     return text, stats
 
 
+def clean_extra_text(raw: str, params: CleanParams) -> str:
+    """The extra training text cleaned like the corpus (each within `clean.max_chars`); a blank
+    text (no `download.extra_members`) stays empty."""
+    if not raw.strip():
+        return ""
+    try:
+        text, _ = clean_text(raw, params)
+    except PipelineError as error:
+        raise PipelineError(f"the extra text: {error}") from None
+    return text
+
+
+def read_extra_text(path: Path) -> str:
+    """The raw extra text, or "" when the file is absent: a corpus placed by hand and cleaned
+    stage by stage has none (`dvc repro`'s download always writes one)."""
+    if not path.exists():
+        return ""
+    return decode_corpus(path.read_bytes(), str(path))
+
+
 def decode_corpus(data: bytes, where: str) -> str:
     try:
         return data.decode("utf-8")
@@ -155,8 +178,10 @@ def main() -> None:
     params = load_params().clean
     raw = decode_corpus(RAW_CORPUS.read_bytes(), str(RAW_CORPUS))
     text, stats = clean_text(raw, params)
+    extra = clean_extra_text(read_extra_text(RAW_EXTRA), params)
     files.write_text(CLEAN_CORPUS, text)
-    files.write_json(CLEAN_STATS_PATH, asdict(stats))
+    files.write_text(CLEAN_EXTRA, extra)
+    files.write_json(CLEAN_STATS_PATH, {**asdict(stats), "extra_chars": len(extra)})
     log.info(
         "%d -> %d characters, vocabulary %d", stats.raw_chars, stats.clean_chars, stats.vocab_size
     )

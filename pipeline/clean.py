@@ -58,14 +58,22 @@ class CleanStats:
 
 
 def strip_gutenberg(text: str) -> tuple[str, bool]:
-    """Return the text between the Gutenberg START and END markers, and whether any was found."""
+    """Return the text between the Gutenberg START and END markers, and whether any was found.
+
+    Books joined end to end (as `download.extra_members` joins them) keep each book's body: the
+    licence of one and the header of the next go together.
+    """
     start = _GUTENBERG_START.search(text)
     end = _GUTENBERG_END.search(text, start.end() if start else 0)
     if not start and not end:
         return text, False
     body_start = start.end() if start else 0
     body_end = end.start() if end else len(text)
-    return text[body_start:body_end], True
+    bodies = [text[body_start:body_end]]
+    while end and (start := _GUTENBERG_START.search(text, end.end())):
+        end = _GUTENBERG_END.search(text, start.end())
+        bodies.append(text[start.end() : end.start() if end else len(text)])
+    return "\n".join(bodies), True
 
 
 def split_after_lines(text: str, size: int) -> Iterator[str]:

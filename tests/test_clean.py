@@ -1,3 +1,4 @@
+import json
 import unicodedata
 
 import pytest
@@ -5,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.clean import (
+    clean_extra_text,
     clean_text,
     decode_corpus,
     normalise_text,
@@ -14,6 +16,7 @@ from pipeline.clean import (
 )
 from pipeline.config import CleanParams
 from pipeline.errors import PipelineError
+from tests.support.project import Project
 
 GUTENBERG = (
     "The Project Gutenberg eBook of Macbeth\n"
@@ -28,6 +31,13 @@ def test_strip_gutenberg_keeps_only_the_body():
     body, stripped = strip_gutenberg(GUTENBERG)
     assert stripped
     assert body.strip() == "Fair is foul."
+
+
+def test_strip_gutenberg_keeps_each_body_of_books_joined_end_to_end():
+    hamlet = GUTENBERG.replace("MACBETH", "HAMLET").replace("Fair is foul.", "Who's there?")
+    body, stripped = strip_gutenberg(GUTENBERG + "\n\n" + hamlet)
+    assert stripped
+    assert body.split() == ["Fair", "is", "foul.", "Who's", "there?"]
 
 
 def test_strip_gutenberg_leaves_plain_text_alone():
@@ -74,6 +84,57 @@ def test_clean_text_refuses_a_text_that_normalisation_multiplies():
         clean_text(raw, CleanParams(max_chars=5000))
     text, _ = clean_text(raw, CleanParams(max_chars=20_000))
     assert len(text) > 18_000
+
+
+# --- the extra training text: the corpus's rules, but it may be empty --------------------------
+
+
+def test_the_extra_text_is_cleaned_by_the_corpus_rules():
+    raw = "\ufeffHAMLET\r\n\r\n\r\n\u2018Tis   \nbitter cold\n"
+    params = CleanParams()
+    assert (
+        clean_extra_text(raw, params)
+        == clean_text(raw, params)[0]
+        == "hamlet\n\n'tis\nbitter cold\n"
+    )
+
+
+@pytest.mark.parametrize("raw", ["", "\n\n", "  \n"])
+def test_no_extra_text_stays_empty(raw):
+    assert clean_extra_text(raw, CleanParams()) == ""
+
+
+def test_clean_max_chars_applies_to_the_extra_text_alone():
+    with pytest.raises(PipelineError, match="^the extra text: .*over clean.max_chars=10 "):
+        clean_extra_text("to be or not to be\n", CleanParams(max_chars=10))
+
+
+def test_the_stage_cleans_the_extra_text_and_counts_it(tmp_path):
+    project = Project.create(tmp_path)
+    project.run_ok("download")
+    assert (tmp_path / "data/raw/extra.txt").read_bytes() == b""
+    project.run_ok("clean")
+    assert (tmp_path / "data/clean/extra.txt").read_bytes() == b""
+    assert json.loads((tmp_path / "reports/clean.json").read_text())["extra_chars"] == 0
+    (tmp_path / "data/raw/extra.txt").write_bytes(b"HAMLET\r\n\r\n\r\nWho's there?")
+    project.run_ok("clean")
+    assert (tmp_path / "data/clean/extra.txt").read_text() == "hamlet\n\nwho's there?\n"
+    stats = json.loads((tmp_path / "reports/clean.json").read_text())
+    assert stats["extra_chars"] == len("hamlet\n\nwho's there?\n")
+    assert stats["clean_chars"] == len((tmp_path / "data/clean/corpus.txt").read_text())
+
+
+def test_the_stage_refuses_an_extra_text_that_is_not_utf8(tmp_path):
+    project = Project.create(tmp_path)
+    project.run_ok("download", "clean")
+    before = project.snapshot()
+    (tmp_path / "data/raw/extra.txt").write_bytes(b"ab\xff")
+    result = project.run("clean")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "clean: error: data/raw/extra.txt: not valid UTF-8 at byte 2" in result.stderr
+    after = project.snapshot()
+    del before["data/raw/extra.txt"], after["data/raw/extra.txt"]
+    assert after == before  # no output written
 
 
 # --- property tests: any text cleans or fails with PipelineError, never another exception -------

@@ -10,8 +10,8 @@ from tests.support.project import Project
 
 STAGES = ("download", "clean", "validate", "encode")
 OUTPUTS = {
-    "download": ("data/raw/corpus.txt", "data/raw/source.json"),
-    "clean": ("data/clean/corpus.txt", "reports/clean.json"),
+    "download": ("data/raw/corpus.txt", "data/raw/extra.txt", "data/raw/source.json"),
+    "clean": ("data/clean/corpus.txt", "data/clean/extra.txt", "reports/clean.json"),
     "validate": ("reports/validation.json", "reports/validation/index.html"),
     "encode": tuple(
         f"data/encoded/{name}"

@@ -26,6 +26,12 @@ def test_the_repository_params_file_is_valid():
     assert params.validate_.min_vocab <= params.validate_.max_vocab
 
 
+def test_no_extra_members_by_default(raw_params):
+    assert load_params(ROOT / "params.yaml").download.extra_members == []
+    del raw_params["download"]["extra_members"]
+    assert parse_params(raw_params).download.extra_members == []
+
+
 def test_params_are_frozen(raw_params):
     params = parse_params(raw_params)
     with pytest.raises(Exception, match="frozen"):
@@ -42,6 +48,24 @@ def test_params_are_frozen(raw_params):
         ("encode", "val_fraction", 1.0, r"encode\.val_fraction: Input should be less than 1"),
         ("encode", "val_fraction", 0, r"encode\.val_fraction: Input should be greater than 0"),
         ("train", "architecture", "gru", r"train\.architecture: Input should be 'sequence'"),
+        (
+            "download",
+            "extra_members",
+            "*.txt",
+            r"download\.extra_members: Input should be a valid list",
+        ),
+        (
+            "download",
+            "extra_members",
+            ["a/*", "/etc/*"],
+            r"download\.extra_members\.1: must be relative",
+        ),
+        (
+            "download",
+            "extra_members",
+            [""],
+            r"download\.extra_members\.0: String should have at least 1",
+        ),
     ],
 )
 def test_bad_values_name_the_key(raw_params, section, key, value, message):

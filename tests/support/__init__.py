@@ -8,7 +8,8 @@ Test modules import from here (and get fixtures from `tests/conftest.py`), never
   projects (`copy_project`, `init_repo`, `make_repo`, `Project` to run stages one by one);
 - `refusals`: how a stage must refuse bad input (`check_refusal`, `error_line`, `STAGES`);
 - `servers`: free ports, a local HTTP server with canned routes (`serve`, `reply`),
-  `wait_for_http`; `tls` the same over HTTPS; `package_index`: sdists and PEP 503 pages;
+  `wait_for_http`; `tls` the same over HTTPS; `package_index`: sdists (one with other plays,
+  for `download.extra_members`) and PEP 503 pages;
 - `generator`: a tiny untrained model, its vocabulary, and a store where it is registered;
 - `imports`: which modules a pipeline module imports, read with `ast`;
 - `readme`: the README's code blocks and their markers; `team`: PostgreSQL, the tracking server

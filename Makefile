@@ -36,8 +36,12 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
+# The suite in parallel, one file per worker at a time (module fixtures are built once), one
+# worker per core up to 4: most of its time is spent waiting on `dvc repro`, servers and
+# TensorFlow's import in subprocesses. `make test TEST_WORKERS=0` runs it in one process.
+TEST_WORKERS ?= auto
 test: setup lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile --durations 20
 
 # Regenerate the pins after changing a direct dependency in pyproject.toml.
 lock: setup

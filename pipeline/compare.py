@@ -72,14 +72,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def fetch_runs(experiment: str, last: int, uri: str, sweep: str | None = None) -> pd.DataFrame:
-    """The newest `last` runs of `experiment` (of one `sweep` only, if given), newest first, as
-    a DataFrame (see runs_to_frame)."""
+def open_experiment(experiment: str, uri: str) -> tuple[mlflow.MlflowClient, str]:
+    """A client of the store at `uri` and `experiment`'s id; a `PipelineError` saying what to do
+    if the local store does not exist (opening it would create an empty one) or lacks it."""
     local_file = (
         uri.removeprefix("sqlite:///").split("?")[0] if uri.startswith("sqlite:///") else None
     )
     if local_file is not None and not Path(local_file).is_file():
-        # Opening a missing SQLite store would create an empty one; say what to do instead.
         raise PipelineError(
             f"no MLflow store at {local_file}: run `dvc repro` first, or set MLFLOW_TRACKING_URI"
         )
@@ -91,12 +90,19 @@ def fetch_runs(experiment: str, last: int, uri: str, sweep: str | None = None) -
             f"no MLflow experiment '{experiment}' in {uri} (experiments there: {known}); "
             "pass --experiment NAME or set MLFLOW_TRACKING_URI"
         )
+    return client, found.experiment_id
+
+
+def fetch_runs(experiment: str, last: int, uri: str, sweep: str | None = None) -> pd.DataFrame:
+    """The newest `last` runs of `experiment` (of one `sweep` only, if given), newest first, as
+    a DataFrame (see runs_to_frame)."""
+    client, experiment_id = open_experiment(experiment, uri)
     # MlflowClient rather than mlflow.search_runs: that one reads the global tracking URI, and
     # setting it also exports MLFLOW_TRACKING_URI to the whole process.
     if sweep is not None and not re.fullmatch(r"[A-Za-z0-9_-]+", sweep):
         raise PipelineError(f"sweep name {sweep!r}: use letters, digits, '-' and '_'")
     runs = client.search_runs(
-        [found.experiment_id],
+        [experiment_id],
         filter_string=f"tags.sweep = '{sweep}'" if sweep else "",
         max_results=last,
         order_by=["attributes.start_time DESC"],

@@ -96,3 +96,26 @@ class EpochMetrics(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         tracking.log_epoch(epoch + 1, logs or {})
+
+
+class StatefulValidation(keras.callbacks.Callback):
+    """For `train.stateful`: start every epoch's lanes from a zero state, and after each epoch
+    score the validation pass on `scorer` (the plain model, given the trained weights), since the
+    stateful model takes batches of one size only and would carry its state into validation.
+    It puts `val_loss` into the epoch's logs, so it must come before the callbacks that read it.
+    """
+
+    def __init__(self, scorer: keras.Model, validation: Any) -> None:
+        super().__init__()
+        self.scorer = scorer
+        self.validation = validation
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        for layer in self.model.layers:
+            if getattr(layer, "stateful", False):
+                layer.reset_state()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.scorer.set_weights(self.model.get_weights())
+        if logs is not None:
+            logs["val_loss"] = float(self.scorer.evaluate(self.validation, verbose=0))

@@ -148,6 +148,9 @@ class TrainParams(_Section):
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.1  # after each LSTM layer
     embedding_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0  # on the embedded inputs
     weight_decay: Annotated[float, Field(ge=0, le=1)] = 0.0  # AdamW's decoupled decay; 0 = Adam
+    # Polyak averaging: the weights become their exponential moving average (this momentum per
+    # step) at the end of every epoch, before validation; 0 = off.
+    ema_momentum: Annotated[float, Field(ge=0, lt=1)] = 0.0
     batch_size: Positive = 64
     epochs: Positive = 25
     # Any finite float32: a rate that large makes training diverge, which train reports in one
@@ -168,6 +171,10 @@ class TrainParams(_Section):
     # Deterministic kernels (tf.config.experimental.enable_op_determinism): the same inputs give
     # the same weights to the bit on one machine, at a throughput cost (bench/train_throughput.py).
     deterministic: bool = True
+    # Truncated backpropagation through time (sequence model, one device): batches are parallel
+    # lanes of the training text and the LSTM state is carried from one batch to the next (reset
+    # at each epoch), as the continuous protocol reads text. false = independent shuffled windows.
+    stateful: bool = False
 
 
 class BaselineParams(_Section):

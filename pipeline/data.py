@@ -6,6 +6,12 @@ once in memory, so no window, and no one-hot tensor, is ever materialised up fro
 Training order is a pure function of `(seed, epoch)`: epoch `e` visits the window starts in the
 permutation `stateless_shuffle(starts, seed=(seed, e))`. A run resumed at epoch `e` therefore
 sees exactly the batches an uninterrupted run would have seen from epoch `e` on.
+
+`train.stateful` trains on parallel streams instead (truncated backpropagation through time):
+the training text is cut into `batch_size` contiguous lanes, and batch `k` holds the `k`-th
+`seq_len` characters of every lane, so row `i` of each batch continues row `i` of the one before
+and the LSTM state can be carried across. Each pass over the text starts the lanes at a seeded
+random offset below `seq_len`; the stream is again a pure function of `(seed, batch index)`.
 """
 
 from __future__ import annotations
@@ -27,10 +33,30 @@ def count_steps(windows: int, batch_size: int, steps_per_epoch: int = 0) -> int:
     return min(steps, steps_per_epoch) if steps_per_epoch else steps
 
 
+def is_stateful(params: TrainParams) -> bool:
+    """Whether training carries the LSTM state across batches (the sequence model only)."""
+    return params.stateful and params.architecture == "sequence"
+
+
+def lane_length(length: int, seq_len: int, batch_size: int) -> int:
+    """Characters per lane of the stateful stream: the same for every pass, whatever its offset."""
+    lane = (length - seq_len) // batch_size
+    if lane < seq_len:
+        raise PipelineError(
+            f"train.stateful: {length} training characters do not fill {batch_size} lanes of "
+            f"{seq_len} characters; lower train.batch_size or set train.stateful: false"
+        )
+    return lane
+
+
 def training_steps(data: EncodedData, params: TrainParams) -> int:
     """Training batches per epoch for `params.architecture`, without building the stream."""
     if params.architecture == "tutorial":
         windows = count_windows(len(data.train_ids), TUTORIAL_WINDOW, 1)
+    elif is_stateful(params):
+        seq_len = data.spec.seq_len
+        passes = lane_length(len(data.train_ids), seq_len, params.batch_size) // seq_len
+        return min(passes, params.steps_per_epoch) if params.steps_per_epoch else passes
     else:
         windows = count_windows(len(data.train_ids), data.spec.seq_len, data.spec.stride)
     return count_steps(windows, params.batch_size, params.steps_per_epoch)
@@ -55,6 +81,28 @@ def shuffled_batches(
         return batches.take(steps_per_epoch)
 
     return tf.data.Dataset.counter(first_epoch).flat_map(epoch_batches)
+
+
+def lane_batches(
+    length: int, seq_len: int, batch_size: int, seed: int, first_batch: int
+) -> tf.data.Dataset:
+    """An endless stream of `(batch,)` start offsets for stateful training, from batch
+    `first_batch` on: row `i` of batch `k` of a pass starts at `offset + i * lane + k * seq_len`,
+    with `offset` drawn below `seq_len` per pass from `(seed, pass)`."""
+    lane = lane_length(length, seq_len, batch_size)
+    per_pass = lane // seq_len
+    lanes = tf.range(batch_size, dtype=tf.int64) * lane
+
+    def starts(index: tf.Tensor) -> tf.Tensor:
+        offset = tf.random.stateless_uniform(
+            [],
+            seed=tf.stack([tf.constant(seed, tf.int64), index // per_pass]),
+            maxval=seq_len,
+            dtype=tf.int64,
+        )
+        return offset + lanes + (index % per_pass) * seq_len
+
+    return tf.data.Dataset.counter(first_batch).map(starts)
 
 
 def _gather_windows(ids: np.ndarray, start_batches: tf.data.Dataset, span: int) -> tf.data.Dataset:
@@ -151,6 +199,12 @@ def training_dataset(
             first_epoch=first_epoch,
             steps_per_epoch=steps,
         )
+    elif is_stateful(params):
+        seq_len = data.spec.seq_len
+        steps = training_steps(data, params)
+        starts = lane_batches(len(data.train_ids), seq_len, batch, seed, first_epoch * steps)
+        windows = _gather_windows(data.train_ids, starts, seq_len + 1)
+        dataset = windows.map(lambda w: (w[:, :-1], w[:, 1:])).prefetch(tf.data.AUTOTUNE)
     else:
         seq_len, stride = data.spec.seq_len, data.spec.stride
         dataset = sequence_dataset(

@@ -49,13 +49,21 @@ def lstm_name(index: int) -> str:
     return f"lstm_{index}"
 
 
-def build_sequence_model(vocab_size: int, shape: ModelShape) -> keras.Model:
-    ids = keras.Input(shape=(None,), dtype="int32", name="ids")  # (batch, time)
+def build_sequence_model(
+    vocab_size: int, shape: ModelShape, stateful_batch: int = 0
+) -> keras.Model:
+    """`stateful_batch` > 0: the training twin for `train.stateful`, whose LSTM layers keep their
+    last state for the next batch of exactly that many rows. Its weights are those of the plain
+    model (the state is not a weight), which is what gets saved."""
+    ids = keras.Input(batch_shape=(stateful_batch or None, None), dtype="int32", name="ids")
     x = layers.Embedding(vocab_size, shape.embedding_dim, name=EMBEDDING)(ids)
     if shape.embedding_dropout:
         x = layers.Dropout(shape.embedding_dropout, name="embedding_dropout")(x)
     for index in range(shape.layers):
-        x = layers.LSTM(shape.units, return_sequences=True, name=lstm_name(index))(x)
+        lstm = layers.LSTM(
+            shape.units, return_sequences=True, stateful=bool(stateful_batch), name=lstm_name(index)
+        )
+        x = lstm(x)
         x = layers.Dropout(shape.dropout, name=f"dropout_{index}")(x)  # (batch, time, units)
     # float32 logits even under a mixed-precision policy, so the softmax and loss stay stable.
     logits = layers.Dense(vocab_size, dtype="float32", name=LOGITS)(x)  # (batch, time, vocab)

@@ -27,13 +27,23 @@ def learning_rate(
 
 def make_optimizer(params: TrainParams, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     """Adam, or AdamW when `weight_decay` > 0 (decay on the weight matrices and the embedding,
-    not on biases), with the configured schedule and gradient-norm clipping."""
-    rate = learning_rate(params, steps_per_epoch)
+    not on biases), with the configured schedule and gradient-norm clipping; with
+    `ema_momentum` > 0 the optimiser keeps a moving average of the weights and writes it into
+    the model after every epoch's last step (so validation, checkpoints and the saved model see
+    the averaged weights)."""
+    settings = {
+        "learning_rate": learning_rate(params, steps_per_epoch),
+        "clipnorm": params.clipnorm,
+    }
+    if params.ema_momentum:
+        settings |= {
+            "use_ema": True,
+            "ema_momentum": params.ema_momentum,
+            "ema_overwrite_frequency": steps_per_epoch,
+        }
     if not params.weight_decay:
-        return keras.optimizers.Adam(learning_rate=rate, clipnorm=params.clipnorm)
-    optimizer = keras.optimizers.AdamW(
-        learning_rate=rate, weight_decay=params.weight_decay, clipnorm=params.clipnorm
-    )
+        return keras.optimizers.Adam(**settings)
+    optimizer = keras.optimizers.AdamW(weight_decay=params.weight_decay, **settings)
     optimizer.exclude_from_weight_decay(var_names=["bias"])
     return optimizer
 

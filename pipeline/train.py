@@ -33,11 +33,11 @@ from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 
 from pipeline import checkpoints, distribute, files, tracking
-from pipeline.callbacks import EpochMetrics, TrainingProgress
+from pipeline.callbacks import EpochMetrics, StatefulValidation, TrainingProgress
 from pipeline.checkpoints import Checkpoint
 from pipeline.cli import run_stage
 from pipeline.config import Params, TrainParams, load_params
-from pipeline.data import TUTORIAL_WINDOW, training_dataset, training_steps
+from pipeline.data import TUTORIAL_WINDOW, is_stateful, training_dataset, training_steps
 from pipeline.data import validation_dataset as make_validation_dataset
 from pipeline.encoded import EncodedData, load_encoded
 from pipeline.errors import PipelineError
@@ -97,22 +97,36 @@ def model_shape(params: TrainParams) -> ModelShape:
     )
 
 
-def build_model(vocab_size: int, params: TrainParams) -> keras.Model:
+def build_model(vocab_size: int, params: TrainParams, stateful_batch: int = 0) -> keras.Model:
     if params.architecture == "tutorial":
         return build_tutorial_model(vocab_size, TUTORIAL_WINDOW, model_shape(params))
-    return build_sequence_model(vocab_size, model_shape(params))
+    return build_sequence_model(vocab_size, model_shape(params), stateful_batch)
 
 
 def create_model(
     vocab_size: int, params: TrainParams, steps_per_epoch: int, strategy: tf.distribute.Strategy
-) -> keras.Model:
-    """Build and compile under the strategy's scope, so every variable lives on every replica."""
+) -> tuple[keras.Model, keras.Model]:
+    """Build and compile under the strategy's scope, so every variable lives on every replica.
+
+    Returns the model to fit and the plain model that is validated and saved: the same one,
+    except under `train.stateful`, where the fitted twin keeps its LSTM state between batches.
+    """
+    stateful = is_stateful(params)
+    if stateful and strategy.num_replicas_in_sync > 1:
+        raise PipelineError(
+            f"train.stateful carries one LSTM state per lane on one device; with "
+            f"{strategy.num_replicas_in_sync} replicas set train.stateful: false"
+        )
     with strategy.scope():
-        model = build_model(vocab_size, params)
+        model = build_model(vocab_size, params, params.batch_size if stateful else 0)
         compile_model(model, params, steps_per_epoch)
         distribute.clip_summed_gradients(model.optimizer)
+        scorer = model
+        if stateful:
+            scorer = build_model(vocab_size, params)
+            scorer.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     distribute.prepare_model(model, strategy)
-    return model
+    return model, scorer
 
 
 @dataclass(frozen=True)
@@ -121,6 +135,7 @@ class TrainingJob:
 
     settings: TrainParams
     model: keras.Model  # built and compiled under `strategy`
+    scorer: keras.Model  # validated and saved: `model`, or its plain twin under `train.stateful`
     data: EncodedData
     strategy: tf.distribute.Strategy
     resume: Checkpoint | None  # the checkpoint to continue from, if any
@@ -129,6 +144,12 @@ class TrainingJob:
     @property
     def first_epoch(self) -> int:
         return self.resume.epoch if self.resume else 0
+
+    def trained_model(self) -> keras.Model:
+        """The plain model with the trained weights: what is saved and logged."""
+        if self.scorer is not self.model:
+            self.scorer.set_weights(self.model.get_weights())
+        return self.scorer
 
 
 def make_datasets(job: TrainingJob) -> tuple[tf.data.Dataset, tf.data.Dataset]:
@@ -185,7 +206,11 @@ def fit_model(
     params, resume, first_epoch = job.settings, job.resume, job.first_epoch
     train, val = make_datasets(job)
     progress = TrainingProgress(params.epochs, job.steps, first_epoch)  # one bar over the run
+    validation: list[keras.callbacks.Callback] = []
+    if job.scorer is not job.model:  # stateful: validation runs on the plain twin, first
+        validation, val = [StatefulValidation(job.scorer, val)], None
     callbacks = [
+        *validation,
         state.early_stopping,
         keras.callbacks.TerminateOnNaN(),
         state,
@@ -308,14 +333,14 @@ def train_as_chief(
             raise
         # Wall-clock, so in MLflow only: DVC-tracked outputs stay a function of their inputs.
         mlflow.log_metric("train_minutes", (time.monotonic() - started) / 60)
-        save_outputs(params, model, history, run)
+        save_outputs(params, job.trained_model(), history, run)
     checkpoints.remove_checkpoint(CHECKPOINT_DIR)
 
 
 def train_as_worker(job: TrainingJob, state: checkpoints.EpochCheckpoint, scratch: Path) -> None:
     """A non-chief worker: the same steps (collectives need every worker); outputs to scratch."""
     fit_model(job, state, [])
-    job.model.save(scratch / "model.keras")
+    job.trained_model().save(scratch / "model.keras")
 
 
 def restore_training_state(
@@ -344,10 +369,10 @@ def main() -> None:
     fingerprint = checkpoints.fingerprint(settings, hardware.precision, tracking.hash_folder())
     resume = checkpoints.find_checkpoint(CHECKPOINT_DIR, fingerprint)
     steps = training_steps(data, settings)
-    model = create_model(len(data.vocabulary), settings, steps, strategy)
+    model, scorer = create_model(len(data.vocabulary), settings, steps, strategy)
     early_stopping = restore_training_state(model, strategy, resume, settings.patience)
     log_summary(model, hardware, strategy)
-    job = TrainingJob(settings, model, data, strategy, resume, steps)
+    job = TrainingJob(settings, model, scorer, data, strategy, resume, steps)
     with checkpoints.SignalGuard().installed() as guard, tempfile.TemporaryDirectory() as scratch:
         chief = distribute.is_chief(strategy)
         checkpoint_state = functools.partial(

@@ -7,6 +7,7 @@ import tensorflow as tf
 from pipeline.config import EncodeParams, TrainParams
 from pipeline.data import (
     count_steps,
+    lane_batches,
     shuffled_batches,
     training_dataset,
     training_steps,
@@ -14,6 +15,7 @@ from pipeline.data import (
 )
 from pipeline.encode import encode_corpus
 from pipeline.encoded import EncodedData
+from pipeline.errors import PipelineError
 
 TEXT = "When shall we three meet again\nIn thunder, lightning, or in rain?\n" * 20
 
@@ -80,6 +82,34 @@ def test_sequence_training_batches(data):
     assert inputs.shape == targets.shape == (4, 20)
     assert inputs.dtype == tf.int32
     np.testing.assert_array_equal(inputs[:, 1:], targets[:, :-1])  # next-character targets
+
+
+def test_stateful_lanes_continue_row_by_row_and_a_resumed_stream_matches(data):
+    params = TrainParams(stateful=True, batch_size=4)
+    length = len(data.train_ids)
+    lane = (length - 20) // 4
+    _, steps = training_dataset(data, params)
+    assert steps == training_steps(data, params) == lane // 20
+    stream = training_dataset(data, params)[0].take(3 * steps)
+    batches = [(inputs.numpy(), targets.numpy()) for inputs, targets in stream]
+    for inputs, targets in batches:
+        np.testing.assert_array_equal(inputs[:, 1:], targets[:, :-1])
+    for epoch in range(3):
+        one_epoch = batches[epoch * steps : (epoch + 1) * steps]
+        for (_, targets), (following, _) in zip(one_epoch[:-1], one_epoch[1:], strict=True):
+            np.testing.assert_array_equal(targets[:, -1], following[:, 0])  # row i goes on
+    lane_starts = list(lane_batches(length, 20, 4, 42, 0).take(10 * steps).as_numpy_iterator())
+    offsets = {int(lane_starts[p * steps][0]) for p in range(10)}  # the first row of each pass
+    assert offsets <= set(range(20)) and len(offsets) > 1  # a new offset per pass
+    resumed = [inputs.numpy() for inputs, _ in training_dataset(data, params, 1)[0].take(steps)]
+    np.testing.assert_array_equal(
+        np.stack(resumed), np.stack([b[0] for b in batches[steps : 2 * steps]])
+    )
+
+
+def test_stateful_refuses_a_text_too_short_for_its_lanes(data):
+    with pytest.raises(PipelineError, match="lower train.batch_size or set train.stateful: false"):
+        training_steps(data, TrainParams(stateful=True, batch_size=64))
 
 
 def test_tutorial_training_batches(data):

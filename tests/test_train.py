@@ -5,10 +5,25 @@ test_checkpoints, test_tracking, test_distribute)."""
 
 import math
 
+import keras
+import numpy as np
 import pytest
+import tensorflow as tf
 
+from pipeline import checkpoints
+from pipeline.config import EncodeParams, TrainParams
+from pipeline.data import training_steps
+from pipeline.encode import encode_corpus
+from pipeline.encoded import EncodedData
 from pipeline.errors import PipelineError
-from pipeline.train import check_finite, choose_precision, history_csv
+from pipeline.train import (
+    TrainingJob,
+    check_finite,
+    choose_precision,
+    create_model,
+    fit_model,
+    history_csv,
+)
 
 
 @pytest.mark.parametrize(
@@ -38,3 +53,33 @@ def test_check_finite_names_the_metric_and_the_fix():
 def test_history_csv_numbers_epochs_from_one():
     text = history_csv({"val_loss": [2.5, 2.25], "loss": [3.0, 2.0]})
     assert text == "epoch,loss,val_loss\n1,3.000000,2.500000\n2,2.000000,2.250000\n"
+
+
+def test_stateful_training_fits_the_twin_and_validates_and_saves_the_plain_model(tmp_path):
+    text = "When shall we three meet again\nIn thunder, lightning, or in rain?\n" * 40
+    data = EncodedData(*encode_corpus(text, EncodeParams(seq_len=20, stride=10, val_fraction=0.2)))
+    params = TrainParams(
+        stateful=True, batch_size=4, units=8, embedding_dim=4, layers=1, epochs=2, patience=2
+    )
+    steps = training_steps(data, params)
+    strategy = tf.distribute.get_strategy()
+    keras.utils.set_random_seed(params.seed)
+    model, scorer = create_model(len(data.vocabulary), params, steps, strategy)
+    assert model.get_layer("lstm_0").stateful and not scorer.get_layer("lstm_0").stateful
+    job = TrainingJob(params, model, scorer, data, strategy, resume=None, steps=steps)
+    state = checkpoints.EpochCheckpoint(
+        tmp_path / "checkpoint",
+        checkpoints.ResumableEarlyStopping(params.patience),
+        "test",
+        checkpoints.SignalGuard(),
+    )
+
+    history = fit_model(job, state, [])
+
+    assert len(history["val_loss"]) == 2 and all(map(math.isfinite, history["val_loss"]))
+    trained = job.trained_model()
+    assert trained is scorer
+    for want, got in zip(model.get_weights(), trained.get_weights(), strict=True):
+        np.testing.assert_array_equal(want, got)
+    odd_batch = np.zeros((3, 7), dtype=np.int32)  # any batch size: no state kept
+    assert trained.predict(odd_batch, verbose=0).shape == (3, 7, len(data.vocabulary))

@@ -2,7 +2,7 @@
 
     python bench/train_throughput.py              # all of it: ~20 min on 2 CPU cores
     python bench/train_throughput.py --quick      # (a) and (b) only: ~3 min
-    python bench/train_throughput.py --variants   # also: batch size, XLA, bfloat16 for (b)
+    python bench/train_throughput.py --variants   # also: width, batch size, XLA, bfloat16 for (b)
 
 Run from the repository root after `dvc repro encode` (reads `params.yaml` and `data/encoded/`).
 Both models are built, compiled and fed exactly as `pipeline.train` does (real `tf.data` stream,
@@ -207,6 +207,7 @@ def report_throughput(default: TrainParams, data: EncodedData, args: argparse.Na
     variants = [("params.yaml", default, False)]
     if args.variants:
         variants += [
+            ("2 x LSTM(256)", default.model_copy(update={"units": 256}), False),
             ("batch 128", default.model_copy(update={"batch_size": 128}), False),
             ("batch 256", default.model_copy(update={"batch_size": 256}), False),
             ("XLA jit_compile", default, True),

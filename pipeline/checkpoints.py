@@ -4,7 +4,8 @@ After every epoch the train stage replaces `models/.checkpoints/train/` as a who
 temporary folder, then renamed) with:
 - `state.weights.h5`: model weights plus optimiser state (Adam moments and step counter, so the
   learning-rate schedule continues where it stopped);
-- `best_weights.npz`: the weights early stopping will restore (the best epoch so far);
+- `best_weights.npz`: the weights early stopping will restore (the best epoch's so far, or with
+  `train.average_from_best` their mean with every later epoch's);
 - `random_state.npz`: the dropout seed-generator states, so a resumed run draws the same masks;
 - `state.json`: epochs done, the per-epoch history, early stopping's counters, the MLflow run id
   and a fingerprint of everything the checkpoint depends on.
@@ -112,29 +113,58 @@ def restore_model_state(model: keras.Model, checkpoint: Checkpoint) -> list[np.n
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
-    """`EarlyStopping` on `val_loss` whose counters and best weights survive a restart."""
+    """`EarlyStopping` on `val_loss` whose counters and restored weights survive a restart.
+
+    With `average` the weights restored at the end are not the best epoch's alone but the mean of
+    the epoch-end weights from the best epoch to the last one trained (the epochs early stopping
+    waited through): a cheap checkpoint average, which scores better on held-out text than any
+    one of them when training has begun to overfit. `best_weights` holds that running mean and
+    `averaged_epochs` how many epochs are in it."""
 
     def __init__(
         self,
         patience: int,
         resume_state: dict[str, Any] | None = None,
         best_weights: list[np.ndarray] | None = None,
+        average: bool = False,
     ) -> None:
         super().__init__(monitor="val_loss", patience=patience, restore_best_weights=True)
+        self.average = average
+        self.averaged_epochs = 0
         self._resume_state = resume_state
         self._resume_weights = best_weights
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         super().on_train_begin(logs)
+        self.averaged_epochs = 0
         if self._resume_state:
             self.wait = self._resume_state["wait"]
             self.best = self._resume_state["best"]
             self.best_epoch = self._resume_state["best_epoch"]
+            self.averaged_epochs = self._resume_state["averaged_epochs"]
             self.best_weights = self._resume_weights
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        super().on_epoch_end(epoch, logs)
+        if not self.average or self.best_weights is None:
+            return
+        if self.best_epoch == epoch:  # a new best (its weights just taken): the mean restarts
+            self.averaged_epochs = 1
+            return
+        self.averaged_epochs += 1
+        self.best_weights = [
+            mean + (weights - mean) / self.averaged_epochs
+            for mean, weights in zip(self.best_weights, self.model.get_weights(), strict=True)
+        ]
 
     def state(self) -> dict[str, Any]:
         best = None if self.best is None else float(self.best)
-        return {"wait": int(self.wait), "best": best, "best_epoch": int(self.best_epoch)}
+        return {
+            "wait": int(self.wait),
+            "best": best,
+            "best_epoch": int(self.best_epoch),
+            "averaged_epochs": self.averaged_epochs,
+        }
 
 
 class SignalGuard:
@@ -212,14 +242,16 @@ class EpochCheckpoint(keras.callbacks.Callback):
         if not all(math.isfinite(values[-1]) for values in self.history.values()):
             return  # never checkpoint a diverged model; `check_finite` reports it
         with self.guard.critical():
-            self._write(improved=self.early_stopping.best_epoch == epoch)
+            # the weights to restore change at a new best, and at every epoch while averaging
+            changed = self.early_stopping.best_epoch == epoch or self.early_stopping.average
+            self._write(restored_changed=changed)
 
-    def _write(self, improved: bool) -> None:
+    def _write(self, restored_changed: bool) -> None:
         previous_best = self.folder / BEST_FILE
         with files.atomic_directory(self.folder) as temporary:
             self.model.save_weights(temporary / WEIGHTS_FILE)
             np.savez(temporary / RANDOM_FILE, *[v.numpy() for v in extra_variables(self.model)])
-            if improved or not previous_best.exists():
+            if restored_changed or not previous_best.exists():
                 np.savez(temporary / BEST_FILE, *(self.early_stopping.best_weights or []))
             else:
                 shutil.copyfile(previous_best, temporary / BEST_FILE)

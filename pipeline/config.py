@@ -158,6 +158,9 @@ class TrainParams(_Section):
     learning_rate: Annotated[float, Field(gt=0, le=1e38)] = 0.003
     clipnorm: Annotated[float, Field(gt=0, le=1e6)] | None = 1.0
     patience: Positive = 3
+    # The saved weights: the mean of the epoch-end weights from the best epoch (on validation)
+    # to the last one trained, instead of the best epoch's alone.
+    average_from_best: bool = False
     seed: Seed = 42
     # auto: mixed_bfloat16 on GPUs that support it (compute capability >= 8.0), mixed_float16 on
     # other tensor-core GPUs (7.x), float32 on older GPUs and on the CPU.

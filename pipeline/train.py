@@ -344,15 +344,21 @@ def train_as_worker(job: TrainingJob, state: checkpoints.EpochCheckpoint, scratc
 
 
 def restore_training_state(
-    model: keras.Model, strategy: tf.distribute.Strategy, resume: Checkpoint | None, patience: int
+    model: keras.Model,
+    strategy: tf.distribute.Strategy,
+    resume: Checkpoint | None,
+    settings: TrainParams,
 ) -> checkpoints.ResumableEarlyStopping:
     """Load a checkpoint into `model` (in the strategy's scope, so the optimiser's slots are
     created on every replica); return early stopping, carrying on the checkpoint's counters."""
+    patience, average = settings.patience, settings.average_from_best
     if resume is None:
-        return checkpoints.ResumableEarlyStopping(patience)
+        return checkpoints.ResumableEarlyStopping(patience, average=average)
     with strategy.scope():
         best_weights = checkpoints.restore_model_state(model, resume)
-    return checkpoints.ResumableEarlyStopping(patience, resume.early_stopping, best_weights)
+    return checkpoints.ResumableEarlyStopping(
+        patience, resume.early_stopping, best_weights, average=average
+    )
 
 
 def main() -> None:
@@ -370,7 +376,7 @@ def main() -> None:
     resume = checkpoints.find_checkpoint(CHECKPOINT_DIR, fingerprint)
     steps = training_steps(data, settings)
     model, scorer = create_model(len(data.vocabulary), settings, steps, strategy)
-    early_stopping = restore_training_state(model, strategy, resume, settings.patience)
+    early_stopping = restore_training_state(model, strategy, resume, settings)
     log_summary(model, hardware, strategy)
     job = TrainingJob(settings, model, scorer, data, strategy, resume, steps)
     with checkpoints.SignalGuard().installed() as guard, tempfile.TemporaryDirectory() as scratch:

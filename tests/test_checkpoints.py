@@ -68,6 +68,69 @@ def test_a_checkpoint_restores_weights_optimizer_randomness_and_early_stopping(t
         np.testing.assert_array_equal(saved, restored)
 
 
+def test_averaging_restores_the_mean_from_the_best_epoch_on_and_survives_a_restart(tmp_path):
+    """Validation losses 3, 2, 2.5, 2.4: the best is epoch 2, so the restored weights are the
+    mean of epochs 2 to 4, the same whether or not training was killed after epoch 3."""
+    rng = np.random.default_rng(1)
+    model = tiny_model()
+    epoch_weights = [
+        [rng.normal(size=w.shape).astype("float32") for w in model.get_weights()] for _ in range(4)
+    ]
+    losses = [3.0, 2.0, 2.5, 2.4]
+
+    def train(model, callbacks, epochs):
+        for epoch in epochs:
+            model.set_weights(epoch_weights[epoch])
+            for callback in callbacks:
+                callback.on_epoch_end(epoch, {"loss": 1.0, "val_loss": losses[epoch]})
+
+    early = checkpoints.ResumableEarlyStopping(patience=9, average=True)
+    early.set_model(model)
+    early.on_train_begin()
+    train(model, [early], range(4))
+    early.on_train_end()
+    for index, restored in enumerate(model.get_weights()):
+        expected = np.mean([weights[index] for weights in epoch_weights[1:]], axis=0)
+        np.testing.assert_allclose(restored, expected, rtol=1e-5, atol=1e-6)
+
+    killed = tiny_model()
+    early = checkpoints.ResumableEarlyStopping(patience=9, average=True)
+    state = checkpoints.EpochCheckpoint(tmp_path / "ckpt", early, "fp", checkpoints.SignalGuard())
+    for callback in (early, state):
+        callback.set_model(killed)
+    early.on_train_begin()
+    train(killed, [early, state], range(3))
+    found = checkpoints.find_checkpoint(tmp_path / "ckpt", "fp")
+    assert found is not None
+    assert found.early_stopping["averaged_epochs"] == 2  # epochs 2 and 3 so far
+    resumed_model = tiny_model()
+    best = checkpoints.restore_model_state(resumed_model, found)
+    resumed = checkpoints.ResumableEarlyStopping(9, found.early_stopping, best, average=True)
+    resumed.set_model(resumed_model)
+    resumed.on_train_begin()
+    train(resumed_model, [resumed], range(3, 4))
+    resumed.on_train_end()
+    for uninterrupted, restarted in zip(
+        model.get_weights(), resumed_model.get_weights(), strict=True
+    ):
+        np.testing.assert_array_equal(uninterrupted, restarted)
+
+
+def test_without_averaging_the_best_epochs_weights_are_restored():
+    model = tiny_model()
+    early = checkpoints.ResumableEarlyStopping(patience=9)
+    early.set_model(model)
+    early.on_train_begin()
+    best = None
+    for epoch, loss in enumerate([3.0, 2.0, 2.5]):
+        model.set_weights([w + 1 for w in model.get_weights()])
+        best = model.get_weights() if epoch == 1 else best
+        early.on_epoch_end(epoch, {"val_loss": loss})
+    early.on_train_end()
+    for restored, expected in zip(model.get_weights(), best, strict=True):
+        np.testing.assert_array_equal(restored, expected)
+
+
 def test_a_checkpoint_for_another_configuration_is_ignored(tmp_path, caplog):
     assert checkpoints.find_checkpoint(tmp_path / "missing", "fp") is None
     (tmp_path / "state.json").write_text(json.dumps({"fingerprint": "other"}))

@@ -161,6 +161,11 @@ class TrainParams(_Section):
     # The saved weights: the mean of the epoch-end weights from the best epoch (on validation)
     # to the last one trained, instead of the best epoch's alone.
     average_from_best: bool = False
+    # With extra training text (`download.extra_members`): after the main run, this many more
+    # epochs on the corpus's own training part alone, from a fresh optimiser whose learning rate
+    # starts at `finetune_learning_rate` (cosine): the model adapts to the corpus it is scored on.
+    finetune_epochs: NonNegative = 0
+    finetune_learning_rate: Annotated[float, Field(gt=0, le=1)] = 0.001
     seed: Seed = 42
     # auto: mixed_bfloat16 on GPUs that support it (compute capability >= 8.0), mixed_float16 on
     # other tensor-core GPUs (7.x), float32 on older GPUs and on the CPU.

@@ -1,4 +1,5 @@
-"""pipeline/train.py's own pieces: precision choice, divergence check, history CSV.
+"""pipeline/train.py's own pieces: precision choice, divergence check, history CSV, stateful
+training and fine-tuning on the corpus after extra text.
 
 The modules train wires together have their own test files (test_data, test_model,
 test_checkpoints, test_tracking, test_distribute)."""
@@ -18,12 +19,16 @@ from pipeline.encoded import EncodedData
 from pipeline.errors import PipelineError
 from pipeline.train import (
     TrainingJob,
+    check_finetune,
     check_finite,
     choose_precision,
     create_model,
+    finetune_model,
     fit_model,
     history_csv,
 )
+
+CORPUS = "When shall we three meet again\nIn thunder, lightning, or in rain?\n" * 40
 
 
 @pytest.mark.parametrize(
@@ -56,8 +61,9 @@ def test_history_csv_numbers_epochs_from_one():
 
 
 def test_stateful_training_fits_the_twin_and_validates_and_saves_the_plain_model(tmp_path):
-    text = "When shall we three meet again\nIn thunder, lightning, or in rain?\n" * 40
-    data = EncodedData(*encode_corpus(text, EncodeParams(seq_len=20, stride=10, val_fraction=0.2)))
+    data = EncodedData(
+        *encode_corpus(CORPUS, EncodeParams(seq_len=20, stride=10, val_fraction=0.2))
+    )
     params = TrainParams(
         stateful=True, batch_size=4, units=8, embedding_dim=4, layers=1, epochs=2, patience=2
     )
@@ -83,3 +89,67 @@ def test_stateful_training_fits_the_twin_and_validates_and_saves_the_plain_model
         np.testing.assert_array_equal(want, got)
     odd_batch = np.zeros((3, 7), dtype=np.int32)  # any batch size: no state kept
     assert trained.predict(odd_batch, verbose=0).shape == (3, 7, len(data.vocabulary))
+
+
+class StepCounter(keras.callbacks.Callback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps: list[int] = []
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.steps.append(0)
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.steps[-1] += 1
+
+
+def fitted_job(tmp_path, params: TrainParams, extra: str) -> tuple[TrainingJob, dict]:
+    """A tiny job whose main run is done: the job and its history."""
+    encode = EncodeParams(seq_len=20, stride=10, val_fraction=0.2)
+    data = EncodedData(*encode_corpus(CORPUS, encode, extra))
+    steps = training_steps(data, params)
+    strategy = tf.distribute.get_strategy()
+    keras.utils.set_random_seed(params.seed)
+    model, scorer = create_model(len(data.vocabulary), params, steps, strategy)
+    job = TrainingJob(params, model, scorer, data, strategy, resume=None, steps=steps)
+    state = checkpoints.EpochCheckpoint(
+        tmp_path / "checkpoint",
+        checkpoints.ResumableEarlyStopping(params.patience),
+        "test",
+        checkpoints.SignalGuard(),
+    )
+    return job, fit_model(job, state, [])
+
+
+@pytest.mark.parametrize("stateful", [False, True])
+def test_finetuning_trains_on_the_corpus_alone_and_appends_its_epochs(tmp_path, stateful):
+    extra = "Double, double toil and trouble; fire burn and cauldron bubble.\n" * 60
+    params = TrainParams(
+        batch_size=4, units=8, embedding_dim=4, layers=1, epochs=1, steps_per_epoch=3,
+        stateful=stateful, finetune_epochs=2, finetune_learning_rate=0.01,
+    )  # fmt: skip
+    job, history = fitted_job(tmp_path, params, extra)
+    before = job.trained_model().get_weights()
+    counter = StepCounter()
+
+    tuned = finetune_model(job, history, [counter])
+
+    assert len(tuned["val_loss"]) == len(tuned["loss"]) == 3
+    assert tuned["val_loss"][0] == history["val_loss"][0]
+    # One pass over the corpus's own training windows per epoch: not over the extra text too,
+    # and not capped at the main run's `steps_per_epoch`.
+    own = job.data.train_ids[job.data.spec.extra_chars :]
+    windows = (len(own) - 20 - 1) // 10 + 1
+    assert counter.steps == [windows // 4] * 2
+    after = job.trained_model().get_weights()  # what train saves, the stateful twin included
+    assert not all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+    for want, got in zip(job.model.get_weights(), after, strict=True):
+        np.testing.assert_array_equal(want, got)
+
+
+def test_finetuning_without_extra_text_is_refused_before_training():
+    encode = EncodeParams(seq_len=20, stride=10, val_fraction=0.2)
+    data = EncodedData(*encode_corpus(CORPUS, encode))
+    check_finetune(TrainParams(finetune_epochs=0), data)
+    with pytest.raises(PipelineError, match=r"there is none .*set train.finetune_epochs: 0"):
+        check_finetune(TrainParams(finetune_epochs=2), data)

@@ -128,6 +128,10 @@ def test_the_readme_command_trains_both_models_on_the_other_plays(
     assert baseline["test"]["bits_per_char_continuous"] > 0
     assert metrics["test"]["bits_per_char_continuous"] > 0
 
+    # Training ended with the fine-tuning epochs on the corpus alone, after the main ones.
+    rows = (repo / "reports/train_history.csv").read_text(encoding="utf-8").splitlines()[1:]
+    assert len(rows) == SHRINK["train.epochs"] + ran_with["train.finetune_epochs"]
+
     # One MLflow run, named after the experiment, with the extra members among its params.
     client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("tiny")

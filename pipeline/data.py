@@ -157,6 +157,11 @@ def sequence_dataset(  # noqa: PLR0913 (shuffling options are keywords)
     windows = _window_batches(
         ids, starts, seq_len + 1, batch_size, shuffle, seed, first_epoch, steps_per_epoch
     )
+    return shifted_pairs(windows)
+
+
+def shifted_pairs(windows: tf.data.Dataset) -> tf.data.Dataset:
+    """`(inputs, targets)` from batches of `seq_len + 1` windows: the targets shifted by one."""
     return windows.map(lambda w: (w[:, :-1], w[:, 1:])).prefetch(tf.data.AUTOTUNE)
 
 
@@ -203,8 +208,7 @@ def training_dataset(
         seq_len = data.spec.seq_len
         steps = training_steps(data, params)
         starts = lane_batches(len(data.train_ids), seq_len, batch, seed, first_epoch * steps)
-        windows = _gather_windows(data.train_ids, starts, seq_len + 1)
-        dataset = windows.map(lambda w: (w[:, :-1], w[:, 1:])).prefetch(tf.data.AUTOTUNE)
+        dataset = shifted_pairs(_gather_windows(data.train_ids, starts, seq_len + 1))
     else:
         seq_len, stride = data.spec.seq_len, data.spec.stride
         dataset = sequence_dataset(

@@ -48,6 +48,11 @@ def make_optimizer(params: TrainParams, steps_per_epoch: int) -> keras.optimizer
     return optimizer
 
 
+def next_char_loss() -> keras.losses.Loss:
+    """Cross-entropy of the next character, on the model's logits."""
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
 def compile_model(
     model: keras.Model, params: TrainParams, steps_per_epoch: int, jit_compile: bool = False
 ) -> None:
@@ -59,6 +64,6 @@ def compile_model(
     """
     model.compile(
         optimizer=make_optimizer(params, steps_per_epoch),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        loss=next_char_loss(),
         jit_compile=jit_compile,
     )

@@ -6,6 +6,9 @@ weights by validation loss; byte for byte the same for the same inputs on one ma
 the model's sha256, by which evaluate continues the same run.
 Run with `python -m pipeline.train`.
 
+With extra training text (`download.extra_members`), `train.finetune_epochs` ends the run with that
+many epochs on the corpus's own training text alone (see `finetune_model`).
+
 It uses a GPU when TensorFlow sees one (mixed precision by `train.precision`), several devices or
 machines by `train.distribution` (see `pipeline/distribute.py`), and checkpoints every epoch: a
 run stopped by SIGTERM, SIGINT or a crash continues from its last finished epoch when re-run
@@ -43,7 +46,7 @@ from pipeline.data import validation_dataset as make_validation_dataset
 from pipeline.encoded import EncodedData, load_encoded
 from pipeline.errors import PipelineError
 from pipeline.model import ModelShape, build_sequence_model, build_tutorial_model, save_model
-from pipeline.optimizer import compile_model
+from pipeline.optimizer import compile_model, next_char_loss
 from pipeline.paths import (
     CHECKPOINT_DIR,
     HISTORY_PATH,
@@ -125,7 +128,7 @@ def create_model(
         scorer = model
         if stateful:
             scorer = build_model(vocab_size, params)
-            scorer.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+            scorer.compile(loss=next_char_loss())  # only scored: no optimiser
     distribute.prepare_model(model, strategy)
     return model, scorer
 

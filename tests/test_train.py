@@ -60,18 +60,14 @@ def test_history_csv_numbers_epochs_from_one():
     assert text == "epoch,loss,val_loss\n1,3.000000,2.500000\n2,2.000000,2.250000\n"
 
 
-def test_stateful_training_fits_the_twin_and_validates_and_saves_the_plain_model(tmp_path):
-    data = EncodedData(
-        *encode_corpus(CORPUS, EncodeParams(seq_len=20, stride=10, val_fraction=0.2))
-    )
-    params = TrainParams(
-        stateful=True, batch_size=4, units=8, embedding_dim=4, layers=1, epochs=2, patience=2
-    )
+def fitted_job(tmp_path, params: TrainParams, extra: str = "") -> tuple[TrainingJob, dict]:
+    """A job on a tiny corpus (and `extra` text) whose main run is done, and its history."""
+    encode = EncodeParams(seq_len=20, stride=10, val_fraction=0.2)
+    data = EncodedData(*encode_corpus(CORPUS, encode, extra))
     steps = training_steps(data, params)
     strategy = tf.distribute.get_strategy()
     keras.utils.set_random_seed(params.seed)
     model, scorer = create_model(len(data.vocabulary), params, steps, strategy)
-    assert model.get_layer("lstm_0").stateful and not scorer.get_layer("lstm_0").stateful
     job = TrainingJob(params, model, scorer, data, strategy, resume=None, steps=steps)
     state = checkpoints.EpochCheckpoint(
         tmp_path / "checkpoint",
@@ -79,8 +75,16 @@ def test_stateful_training_fits_the_twin_and_validates_and_saves_the_plain_model
         "test",
         checkpoints.SignalGuard(),
     )
+    return job, fit_model(job, state, [])
 
-    history = fit_model(job, state, [])
+
+def test_stateful_training_fits_the_twin_and_validates_and_saves_the_plain_model(tmp_path):
+    params = TrainParams(
+        stateful=True, batch_size=4, units=8, embedding_dim=4, layers=1, epochs=2, patience=2
+    )
+    job, history = fitted_job(tmp_path, params)
+    model, scorer, data = job.model, job.scorer, job.data
+    assert model.get_layer("lstm_0").stateful and not scorer.get_layer("lstm_0").stateful
 
     assert len(history["val_loss"]) == 2 and all(map(math.isfinite, history["val_loss"]))
     trained = job.trained_model()
@@ -101,24 +105,6 @@ class StepCounter(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         self.steps[-1] += 1
-
-
-def fitted_job(tmp_path, params: TrainParams, extra: str) -> tuple[TrainingJob, dict]:
-    """A tiny job whose main run is done: the job and its history."""
-    encode = EncodeParams(seq_len=20, stride=10, val_fraction=0.2)
-    data = EncodedData(*encode_corpus(CORPUS, encode, extra))
-    steps = training_steps(data, params)
-    strategy = tf.distribute.get_strategy()
-    keras.utils.set_random_seed(params.seed)
-    model, scorer = create_model(len(data.vocabulary), params, steps, strategy)
-    job = TrainingJob(params, model, scorer, data, strategy, resume=None, steps=steps)
-    state = checkpoints.EpochCheckpoint(
-        tmp_path / "checkpoint",
-        checkpoints.ResumableEarlyStopping(params.patience),
-        "test",
-        checkpoints.SignalGuard(),
-    )
-    return job, fit_model(job, state, [])
 
 
 @pytest.mark.parametrize("stateful", [False, True])

@@ -79,7 +79,8 @@ def bigram_distribution(text: str) -> dict[str, float]:
 def jensen_shannon(p: dict[str, float], q: dict[str, float]) -> float:
     """Jensen-Shannon divergence in bits (0 = identical, 1 = disjoint supports)."""
     divergence = 0.0
-    for key in p.keys() | q.keys():
+    # In sorted order: a set's order changes with Python's hash seed, and so would the float sum.
+    for key in sorted(p.keys() | q.keys()):
         p_value, q_value = p.get(key, 0.0), q.get(key, 0.0)
         middle = (p_value + q_value) / 2
         if p_value:

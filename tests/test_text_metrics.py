@@ -1,4 +1,7 @@
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -88,3 +91,22 @@ def test_sample_metrics_has_every_key():
         "repeated_4gram_share",
         "bigram_js_divergence",
     }
+
+
+def test_jensen_shannon_is_the_same_to_the_bit_under_any_hash_seed():
+    """evaluate writes it into a DVC-tracked metric, so a re-run must give the same bytes."""
+    script = (
+        "from pipeline.text_metrics import bigram_distribution as b, jensen_shannon as js\n"
+        "print(repr(js(b('when shall we three meet again'), b('in thunder, lightning, or rain'))))"
+    )
+    results = {
+        subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in range(8)
+    }
+    assert len(results) == 1, results

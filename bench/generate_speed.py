@@ -31,12 +31,13 @@ import numpy as np
 # also quiets TensorFlow's start-up logging (so it comes before TensorFlow's first import).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.config import load_params  # noqa: E402
-from pipeline.model import build_sequence_model, build_tutorial_model, load_model  # noqa: E402
-from pipeline.paths import MODEL_PATH, VOCAB_PATH  # noqa: E402
-from pipeline.sampling import Sampler, SamplingSettings, make_sampler  # noqa: E402
-from pipeline.train import model_shape  # noqa: E402
-from pipeline.vocabulary import read_vocabulary  # noqa: E402
+from pipeline.core.params import load_params
+from pipeline.core.paths import MODEL_PATH, VOCAB_PATH  # noqa: E402
+from pipeline.corpus.vocabulary import read_vocabulary  # noqa: E402
+from pipeline.generation.decoding import SamplingSettings
+from pipeline.generation.sampler import Sampler, make_sampler
+from pipeline.lstm.builders import build_sequence_model, build_tutorial_model, model_shape
+from pipeline.lstm.model import load_model
 
 if TYPE_CHECKING:
     import keras

@@ -45,16 +45,17 @@ import pipeline  # noqa: E402, F401
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from pipeline.config import TrainParams, load_params  # noqa: E402
-from pipeline.data import (  # noqa: E402
+from pipeline.core.config import TrainParams
+from pipeline.core.params import load_params
+from pipeline.corpus.encoded import EncodedData, load_encoded  # noqa: E402
+from pipeline.lstm.builders import build_model
+from pipeline.lstm.datasets import (  # noqa: E402
     TUTORIAL_WINDOW,
     training_dataset,
     training_steps,
     validation_dataset,
 )
-from pipeline.encoded import EncodedData, load_encoded  # noqa: E402
-from pipeline.optimizer import compile_model  # noqa: E402
-from pipeline.train import build_model  # noqa: E402
+from pipeline.lstm.optimizer import compile_model  # noqa: E402
 
 REPEATS = 3  # every rate is the best of three timings: other jobs share this machine
 

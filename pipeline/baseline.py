@@ -1,10 +1,11 @@
 """Stage 5, baseline: the classical peer every LSTM run is measured against.
 
 Reads `data/encoded/` and the `baseline` and `encode` params; writes `reports/baseline.json` (a
-DVC metric): an interpolated modified Kneser-Ney character n-gram (`pipeline/ngram.py`) fitted on
+DVC metric): an interpolated modified Kneser-Ney character n-gram (`pipeline/scoring/ngram.py`)
+fitted on
 the training text, each order 1..`baseline.max_order` scored on the validation text, the best
 order (lowest continuous validation bits per character) then scored once on the test text under
-both protocols of the LSTM (see `pipeline/scoring.py`):
+both protocols of the LSTM (see `pipeline/scoring/likelihood.py`):
 
 - `continuous`: the history never cut, warmed up on the text just before;
 - `windowed`: the history reset every `encode.seq_len` characters.
@@ -18,12 +19,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from pipeline import files
-from pipeline.cli import run_stage
-from pipeline.config import load_params
-from pipeline.encoded import EncodedData, heldout_split, load_encoded
-from pipeline.ngram import bits_per_char, fit_kneser_ney, max_exact_order
-from pipeline.paths import BASELINE_PATH
+from pipeline.core import files
+from pipeline.core.cli import run_stage
+from pipeline.core.params import load_params
+from pipeline.core.paths import BASELINE_PATH
+from pipeline.corpus.encoded import EncodedData, heldout_split, load_encoded
+from pipeline.scoring.ngram import bits_per_char, fit_kneser_ney, max_exact_order
 
 log = logging.getLogger(__name__)
 

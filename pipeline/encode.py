@@ -19,16 +19,17 @@ memory stays proportional to the corpus (a one-hot tensor would be `vocab_size` 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from pipeline import files
-from pipeline.cli import run_stage
-from pipeline.config import EncodeParams, load_params
-from pipeline.errors import PipelineError
-from pipeline.paths import (
+from pipeline.core import files
+from pipeline.core.cli import run_stage
+from pipeline.core.config import EncodeParams
+from pipeline.core.errors import PipelineError
+from pipeline.core.params import load_params
+from pipeline.core.paths import (
     CLEAN_CORPUS,
     CLEAN_EXTRA,
     ENCODED_DIR,
@@ -36,86 +37,11 @@ from pipeline.paths import (
     WINDOWS_FILE,
     ids_file,
 )
-from pipeline.validation_gate import require_passed_validation
+from pipeline.corpus.vocabulary import build_vocabulary, encode_text
+from pipeline.corpus.windows import WindowSpec, count_windows, split_ids, split_points
+from pipeline.quality.gate import require_passed_validation
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class WindowSpec:
-    seq_len: int
-    stride: int
-    train_chars: int
-    val_chars: int
-    test_chars: int
-    train_windows: int
-    val_windows: int
-    test_windows: int
-    vocab_size: int
-    # Leading characters of `train_ids.npy` that are extra text (with its blank-line separator),
-    # not the corpus; 0 without `download.extra_members`.
-    extra_chars: int = 0
-
-
-def build_vocabulary(text: str, extra: str = "") -> list[str]:
-    """The sorted distinct characters of `text` and `extra`; a character's id is its index."""
-    return sorted(set(text) | set(extra))
-
-
-def encode_text(text: str, vocabulary: list[str]) -> np.ndarray:
-    """Map each character to its id (uint8 for up to 256 symbols, else uint16)."""
-    index = {char: position for position, char in enumerate(vocabulary)}
-    unknown = sorted(set(text) - index.keys())
-    if unknown:
-        raise PipelineError(f"characters not in the vocabulary: {''.join(unknown)!r}")
-    dtype = np.uint8 if len(vocabulary) <= 256 else np.uint16
-    if not vocabulary or max(map(ord, vocabulary)) > 0xFF:  # beyond Latin-1: one by one
-        return np.fromiter((index[char] for char in text), dtype=dtype, count=len(text))
-    # Every character fits in one Latin-1 byte: map the bytes through a 256-entry table in numpy
-    # (about 20x faster than the per-character lookup on a 100 MB corpus).
-    table = np.zeros(256, dtype=dtype)
-    table[[ord(char) for char in vocabulary]] = np.arange(len(vocabulary), dtype=dtype)
-    return table[np.frombuffer(text.encode("latin-1"), dtype=np.uint8)]
-
-
-def decode_ids(ids: np.ndarray, vocabulary: list[str]) -> str:
-    return "".join(vocabulary[int(i)] for i in ids)
-
-
-def count_windows(length: int, seq_len: int, stride: int) -> int:
-    """Windows of `seq_len` inputs plus one shifted target that fit in `length` characters."""
-    span = seq_len + 1
-    return 0 if length < span else (length - span) // stride + 1
-
-
-def window_starts(length: int, seq_len: int, stride: int) -> np.ndarray:
-    """Start offsets of every window: `ids[s : s + seq_len + 1]` is one (inputs, targets) pair."""
-    return np.arange(count_windows(length, seq_len, stride), dtype=np.int64) * stride
-
-
-def split_points(length: int, val_fraction: float, test_fraction: float) -> tuple[int, int]:
-    """Where validation and test begin in a text of `length` characters."""
-    val_cut = int(round(length * (1 - val_fraction - test_fraction)))
-    test_cut = int(round(length * (1 - test_fraction)))
-    return val_cut, test_cut
-
-
-def split_ids(
-    ids: np.ndarray, val_fraction: float, test_fraction: float, seq_len: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Contiguous split by position: train, then validation (`val_fraction` of the text), then
-    test (the last `test_fraction`)."""
-    val_cut, test_cut = split_points(len(ids), val_fraction, test_fraction)
-    parts = {"training": ids[:val_cut], "validation": ids[val_cut:test_cut], "test": ids[test_cut:]}
-    for name, part in parts.items():
-        if len(part) < seq_len + 1:
-            raise PipelineError(
-                f"the {name} split has {len(part)} characters, fewer than one window "
-                f"(seq_len + 1 = {seq_len + 1}); use a longer corpus, a smaller encode.seq_len "
-                "or other encode.val_fraction / encode.test_fraction"
-            )
-    train, val, test = (part.copy() for part in parts.values())
-    return train, val, test
 
 
 # Held-out lines at least this long (stripped) are looked up in the extra text: shorter ones

@@ -6,7 +6,7 @@ against temperature, a `dvc plots` source) and `reports/samples.md` (every sampl
 prompt), and logs all of them into the MLflow run that the train stage opened.
 Run with `python -m pipeline.evaluate`.
 
-The test text is scored here and only here, under both protocols of `pipeline/scoring.py`
+The test text is scored here and only here, under both protocols of `pipeline/scoring/likelihood.py`
 (continuous, the headline, and windowed), next to the validation text under the same two. The
 margin is the baseline's test bits per character minus the model's (continuous; positive means
 the LSTM is better). Sampling prompts come from the test text; novelty is measured against the
@@ -22,18 +22,15 @@ import math
 from typing import Any
 
 import keras
-import matplotlib
 import mlflow
 import numpy as np
 
-from pipeline import files, tracking
-from pipeline.cli import run_stage
-from pipeline.config import EvaluateParams, load_params
-from pipeline.encode import decode_ids
-from pipeline.encoded import EncodedData, heldout_split, load_encoded
-from pipeline.errors import PipelineError
-from pipeline.model import architecture_of, load_model
-from pipeline.paths import (
+from pipeline.core import files
+from pipeline.core.cli import run_stage
+from pipeline.core.config import EvaluateParams
+from pipeline.core.errors import PipelineError
+from pipeline.core.params import load_params
+from pipeline.core.paths import (
     BASELINE_PATH,
     HISTORY_PATH,
     METRICS_PATH,
@@ -41,12 +38,15 @@ from pipeline.paths import (
     SAMPLES_PATH,
     SAMPLING_PATH,
 )
-from pipeline.sampling import Sampler, SamplingSettings, make_sampler
-from pipeline.scoring import bits, continuous_loss, windowed_loss
-from pipeline.text_metrics import bigram_distribution, ngrams, sample_metrics, words
-
-matplotlib.use("Agg")  # no display needed; must precede pyplot
-from matplotlib import pyplot  # noqa: E402
+from pipeline.corpus.encoded import EncodedData, heldout_split, load_encoded
+from pipeline.corpus.vocabulary import decode_ids
+from pipeline.generation.decoding import SamplingSettings
+from pipeline.generation.sampler import Sampler, make_sampler
+from pipeline.lstm.model import architecture_of, load_model
+from pipeline.scoring.likelihood import bits, continuous_loss, windowed_loss
+from pipeline.scoring.text_metrics import bigram_distribution, ngrams, sample_metrics, words
+from pipeline.tracking import runs as tracking
+from pipeline.tracking.plots import plot_history, plot_sampling
 
 log = logging.getLogger(__name__)
 
@@ -122,16 +122,6 @@ def sampling_csv(rows: dict[float, dict[str, float]]) -> str:
     for temperature, metrics in sorted(rows.items()):
         writer.writerow([temperature, *(f"{metrics[name]:.6f}" for name in names)])
     return buffer.getvalue()
-
-
-def plot_sampling(rows: dict[float, dict[str, float]]) -> pyplot.Figure:
-    figure, axis = pyplot.subplots(figsize=(7, 4))
-    temperatures = sorted(rows)
-    for name in ("distinct_2", "known_word_share", "copied_8gram_share", "repeated_4gram_share"):
-        axis.plot(temperatures, [rows[t][name] for t in temperatures], marker="o", label=name)
-    axis.set_xlabel("temperature (0 = greedy)")
-    axis.legend()
-    return figure
 
 
 def evaluate_sampling(
@@ -213,19 +203,7 @@ def main() -> None:
         for path in (METRICS_PATH, SAMPLING_PATH, SAMPLES_PATH, BASELINE_PATH):
             mlflow.log_artifact(str(path), artifact_path="evaluation")
         mlflow.log_figure(plot_sampling(rows), "plots/sampling_by_temperature.png")
-        mlflow.log_figure(plot_history(), "plots/training_history.png")
-
-
-def plot_history() -> pyplot.Figure:
-    with HISTORY_PATH.open(encoding="utf-8") as stream:
-        rows = list(csv.DictReader(stream))
-    figure, axis = pyplot.subplots(figsize=(7, 4))
-    for key in ("loss", "val_loss"):
-        axis.plot([int(r["epoch"]) for r in rows], [float(r[key]) for r in rows], label=key)
-    axis.set_xlabel("epoch")
-    axis.set_ylabel("cross-entropy (nats per character)")
-    axis.legend()
-    return figure
+        mlflow.log_figure(plot_history(HISTORY_PATH), "plots/training_history.png")
 
 
 if __name__ == "__main__":

@@ -25,10 +25,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline.cli import run_stage
-from pipeline.errors import PipelineError
-from pipeline.paths import MODEL_PATH, VOCAB_FILE, VOCAB_PATH
-from pipeline.vocabulary import read_vocabulary
+from pipeline.core.cli import run_stage
+from pipeline.core.errors import PipelineError
+from pipeline.core.paths import MODEL_PATH, VOCAB_FILE, VOCAB_PATH
+from pipeline.corpus.vocabulary import read_vocabulary
 
 MAX_LENGTH = 100_000
 STREAM_CHUNK = 32  # characters per compiled call when streaming one sample
@@ -85,8 +85,8 @@ def download_registered(uri: str, destination: Path, vocab: Path) -> tuple[Path,
     generator's own vocabulary, else `vocab`."""
     import mlflow  # noqa: PLC0415 (only this path needs MLflow)
 
-    from pipeline.tracking import tracking_uri  # noqa: PLC0415
-    from pipeline.urls import redact_url  # noqa: PLC0415
+    from pipeline.core.urls import redact_url  # noqa: PLC0415
+    from pipeline.tracking.store import tracking_uri  # noqa: PLC0415
 
     # MLflow's INFO notes ("Creating initial database tables...") would land between the one
     # error line and the generated text on stderr; its warnings still show.
@@ -141,8 +141,9 @@ def generate(arguments: argparse.Namespace) -> None:
     """Stream (one sample) or print (several) continuations of the prompt."""
     # Imported late so that argument errors answer at once, without loading TensorFlow.
     with native_stderr_silenced():
-        from pipeline.model import load_model  # noqa: PLC0415
-        from pipeline.sampling import SamplingSettings, make_sampler  # noqa: PLC0415
+        from pipeline.generation.decoding import SamplingSettings  # noqa: PLC0415
+        from pipeline.generation.sampler import make_sampler  # noqa: PLC0415
+        from pipeline.lstm.model import load_model  # noqa: PLC0415
 
     settings = SamplingSettings(
         temperature=arguments.temperature,

@@ -31,9 +31,14 @@ from typing import Annotated
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from pipeline.cli import run_stage
-from pipeline.config import PARAMS_PATH, describe_validation_error, parse_params, read_params_text
-from pipeline.errors import ConfigError, PipelineError
+from pipeline.core.cli import run_stage
+from pipeline.core.errors import ConfigError, PipelineError
+from pipeline.core.params import (
+    PARAMS_PATH,
+    describe_validation_error,
+    parse_params,
+    read_params_text,
+)
 
 SWEEPS_DIR = Path("sweeps")
 POLL_SECONDS = 10

@@ -10,15 +10,14 @@ With extra training text (`download.extra_members`), `train.finetune_epochs` end
 many epochs on the corpus's own training text alone (see `finetune_model`).
 
 It uses a GPU when TensorFlow sees one (mixed precision by `train.precision`), several devices or
-machines by `train.distribution` (see `pipeline/distribute.py`), and checkpoints every epoch: a
+machines by `train.distribution` (see `pipeline/lstm/distribute.py`), and checkpoints every epoch: a
 run stopped by SIGTERM, SIGINT or a crash continues from its last finished epoch when re-run
-(see `pipeline/checkpoints.py`). Its MLflow run ends KILLED or FAILED, never stays RUNNING.
+(see `pipeline/lstm/checkpoints.py`). Its MLflow run ends KILLED or FAILED, never stays RUNNING.
 """
 
 from __future__ import annotations
 
 import csv
-import dataclasses
 import functools
 import io
 import logging
@@ -26,7 +25,6 @@ import math
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -36,18 +34,11 @@ import tensorflow as tf
 from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 
-from pipeline import checkpoints, distribute, files, tracking
-from pipeline.callbacks import EpochMetrics, StatefulValidation, TrainingProgress
-from pipeline.checkpoints import Checkpoint
-from pipeline.cli import run_stage
-from pipeline.config import Params, TrainParams, load_params
-from pipeline.data import TUTORIAL_WINDOW, is_stateful, training_dataset, training_steps
-from pipeline.data import validation_dataset as make_validation_dataset
-from pipeline.encoded import EncodedData, load_encoded
-from pipeline.errors import PipelineError
-from pipeline.model import ModelShape, build_sequence_model, build_tutorial_model, save_model
-from pipeline.optimizer import compile_model, next_char_loss
-from pipeline.paths import (
+from pipeline.core import files, hashing
+from pipeline.core.cli import run_stage
+from pipeline.core.config import Params
+from pipeline.core.params import load_params
+from pipeline.core.paths import (
     CHECKPOINT_DIR,
     HISTORY_PATH,
     MODEL_PATH,
@@ -55,121 +46,26 @@ from pipeline.paths import (
     VALIDATION_SUMMARY_PATH,
     VOCAB_PATH,
 )
-from pipeline.serving import log_generator
-from pipeline.validation_gate import require_passed_validation
+from pipeline.corpus.encoded import load_encoded
+from pipeline.lstm import checkpoints, distribute, signals
+from pipeline.lstm.callbacks import EpochMetrics
+from pipeline.lstm.checkpoints import Checkpoint
+from pipeline.lstm.datasets import training_steps
+from pipeline.lstm.finetune import check_finetune, finetune_model
+from pipeline.lstm.fitting import (
+    TrainingJob,
+    create_model,
+    fit_model,
+    restore_training_state,
+)
+from pipeline.lstm.hardware import Hardware, detect_hardware
+from pipeline.lstm.model import save_model
+from pipeline.quality.gate import require_passed_validation
+from pipeline.tracking import registry
+from pipeline.tracking import runs as tracking
+from pipeline.tracking.generator import log_generator
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Hardware:
-    device: str  # "GPU x1 (name)" or "CPU"
-    precision: str  # a Keras dtype policy name
-
-
-def choose_precision(requested: str, compute_capabilities: list[tuple[int, int]]) -> str:
-    """Resolve `auto`: bfloat16 where every GPU has it natively (Ampere, 8.0, and later), float16
-    on Volta/Turing tensor cores (7.x), else float32. On the CPU `auto` stays float32: only CPUs
-    with AVX512-BF16 or AMX gain from `mixed_bfloat16` (see bench/train_throughput.py), the
-    others emulate it slowly; set it explicitly where it pays."""
-    if requested != "auto":
-        return requested
-    if not compute_capabilities:
-        return "float32"
-    oldest = min(compute_capabilities)
-    if oldest >= (8, 0):
-        return "mixed_bfloat16"
-    return "mixed_float16" if oldest >= (7, 0) else "float32"
-
-
-def detect_hardware(requested_precision: str) -> Hardware:
-    gpus = tf.config.list_physical_devices("GPU")
-    details = [tf.config.experimental.get_device_details(gpu) for gpu in gpus]
-    device = f"GPU x{len(gpus)} ({details[0].get('device_name', 'unknown')})" if gpus else "CPU"
-    capabilities = [tuple(d.get("compute_capability") or (0, 0)) for d in details]
-    return Hardware(device, choose_precision(requested_precision, capabilities))
-
-
-def model_shape(params: TrainParams) -> ModelShape:
-    """The builders' view of the training settings."""
-    return ModelShape(
-        embedding_dim=params.embedding_dim,
-        units=params.units,
-        layers=params.layers,
-        dropout=params.dropout,
-        embedding_dropout=params.embedding_dropout,
-    )
-
-
-def build_model(vocab_size: int, params: TrainParams, stateful_batch: int = 0) -> keras.Model:
-    if params.architecture == "tutorial":
-        return build_tutorial_model(vocab_size, TUTORIAL_WINDOW, model_shape(params))
-    return build_sequence_model(vocab_size, model_shape(params), stateful_batch)
-
-
-def create_model(
-    vocab_size: int, params: TrainParams, steps_per_epoch: int, strategy: tf.distribute.Strategy
-) -> tuple[keras.Model, keras.Model]:
-    """Build and compile under the strategy's scope, so every variable lives on every replica.
-
-    Returns the model to fit and the plain model that is validated and saved: the same one,
-    except under `train.stateful`, where the fitted twin keeps its LSTM state between batches.
-    """
-    stateful = is_stateful(params)
-    if stateful and strategy.num_replicas_in_sync > 1:
-        raise PipelineError(
-            f"train.stateful carries one LSTM state per lane on one device; with "
-            f"{strategy.num_replicas_in_sync} replicas set train.stateful: false"
-        )
-    with strategy.scope():
-        model = build_model(vocab_size, params, params.batch_size if stateful else 0)
-        compile_model(model, params, steps_per_epoch)
-        distribute.clip_summed_gradients(model.optimizer)
-        scorer = model
-        if stateful:
-            scorer = build_model(vocab_size, params)
-            scorer.compile(loss=next_char_loss())  # only scored: no optimiser
-    distribute.prepare_model(model, strategy)
-    return model, scorer
-
-
-@dataclass(frozen=True)
-class TrainingJob:
-    """What every training process (chief or worker) fits: built once in `main`."""
-
-    settings: TrainParams
-    model: keras.Model  # built and compiled under `strategy`
-    scorer: keras.Model  # validated and saved: `model`, or its plain twin under `train.stateful`
-    data: EncodedData
-    strategy: tf.distribute.Strategy
-    resume: Checkpoint | None  # the checkpoint to continue from, if any
-    steps: int  # training batches per epoch (`data.training_steps`)
-
-    @property
-    def first_epoch(self) -> int:
-        return self.resume.epoch if self.resume else 0
-
-    def trained_model(self) -> keras.Model:
-        """The plain model with the trained weights: what is saved and logged."""
-        if self.scorer is not self.model:
-            self.scorer.set_weights(self.model.get_weights())
-        return self.scorer
-
-
-def make_datasets(job: TrainingJob) -> tuple[tf.data.Dataset, tf.data.Dataset]:
-    """Training stream (from the job's first epoch on) and validation pass."""
-    settings, batch_size = job.settings, job.settings.batch_size
-    train = distribute.distribute_dataset(
-        job.strategy,
-        lambda: training_dataset(job.data, settings, job.first_epoch)[0],
-        batch_size,
-    )
-    val = distribute.distribute_dataset(
-        job.strategy,
-        lambda: make_validation_dataset(job.data, settings.architecture, batch_size),
-        batch_size,
-    )
-    return train, val
 
 
 def model_signature(model: keras.Model) -> ModelSignature:
@@ -190,118 +86,6 @@ def history_csv(history: dict[str, list[float]]) -> str:
     for epoch in range(len(history[keys[0]]) if keys else 0):
         writer.writerow([epoch + 1, *(f"{history[key][epoch]:.6f}" for key in keys)])
     return buffer.getvalue()
-
-
-def check_finite(history: dict[str, list[float]]) -> None:
-    for key, values in history.items():
-        if values and not math.isfinite(values[-1]):
-            raise PipelineError(
-                f"training diverged: {key} became {values[-1]} at epoch {len(values)}; "
-                "lower train.learning_rate or set train.clipnorm"
-            )
-
-
-def fit_model(
-    job: TrainingJob,
-    state: checkpoints.EpochCheckpoint,
-    extra_callbacks: list[keras.callbacks.Callback],
-) -> dict[str, list[float]]:
-    """Fit from the checkpoint (if any) to the end; return the whole run's per-epoch history."""
-    params, resume, first_epoch = job.settings, job.resume, job.first_epoch
-    train, val = make_datasets(job)
-    progress = TrainingProgress(params.epochs, job.steps, first_epoch)  # one bar over the run
-    validation: list[keras.callbacks.Callback] = []
-    if job.scorer is not job.model:  # stateful: validation runs on the plain twin, first
-        validation, val = [StatefulValidation(job.scorer, val)], None
-    callbacks = [
-        *validation,
-        state.early_stopping,
-        keras.callbacks.TerminateOnNaN(),
-        state,
-        progress,
-        *extra_callbacks,
-    ]
-    with job.strategy.scope():  # see distribute.prepare_model
-        job.model.fit(
-            train,
-            validation_data=val,
-            epochs=params.epochs,
-            steps_per_epoch=job.steps,
-            initial_epoch=params.epochs if resume and resume.stopped else first_epoch,
-            callbacks=callbacks,
-            verbose=0,  # TrainingProgress reports instead of Keras' per-epoch bars
-            shuffle=False,  # the stream is already shuffled, per epoch (see pipeline/data.py)
-        )
-    check_finite(state.history)
-    return state.history
-
-
-def check_finetune(settings: TrainParams, data: EncodedData) -> None:
-    """Refuse `train.finetune_epochs` before training when there is no extra text to follow."""
-    if settings.finetune_epochs and not data.spec.extra_chars:
-        raise PipelineError(
-            "train.finetune_epochs fine-tunes on the corpus after its extra training text, and "
-            "there is none (download.extra_members is empty): set train.finetune_epochs: 0"
-        )
-
-
-def finetune_model(
-    job: TrainingJob,
-    history: dict[str, list[float]],
-    extra_callbacks: list[keras.callbacks.Callback],
-) -> dict[str, list[float]]:
-    """`train.finetune_epochs` more epochs on the corpus's own training text alone (what follows
-    the extra text), from a fresh optimiser starting at `train.finetune_learning_rate`; returns
-    the history with those epochs appended.
-
-    It fits the plain model, on windows, also after a `train.stateful` run (its lanes would span
-    little text). It writes no checkpoint: it is short, and a run stopped during it resumes from
-    the main run's last checkpoint (the main run already done) and fine-tunes again."""
-    settings = job.settings
-    if not settings.finetune_epochs:
-        return history
-    tuned = settings.model_copy(
-        update={
-            "learning_rate": settings.finetune_learning_rate,
-            "epochs": settings.finetune_epochs,
-            "steps_per_epoch": 0,
-            "stateful": False,
-            "ema_momentum": 0.0,
-        }
-    )
-    own = dataclasses.replace(job.data, train_ids=job.data.train_ids[job.data.spec.extra_chars :])
-    model = job.trained_model()
-    steps = training_steps(own, tuned)
-    with job.strategy.scope():
-        compile_model(model, tuned, steps)
-        distribute.clip_summed_gradients(model.optimizer)
-    finetuning = dataclasses.replace(
-        job, settings=tuned, model=model, data=own, resume=None, steps=steps
-    )
-    train, val = make_datasets(finetuning)
-    done = len(history["val_loss"])
-    total = done + tuned.epochs
-    log.info("fine-tuning on the corpus alone: %d epochs of %d steps", tuned.epochs, steps)
-    with job.strategy.scope():
-        result = model.fit(
-            train,
-            validation_data=val,
-            initial_epoch=done,  # the epochs go on counting, in the history and in MLflow
-            epochs=total,
-            steps_per_epoch=steps,
-            callbacks=[
-                keras.callbacks.TerminateOnNaN(),
-                TrainingProgress(total, steps, done),
-                *extra_callbacks,
-            ],
-            verbose=0,
-            shuffle=False,
-        )
-    if job.model is not model:  # keep the fitted twin in step: `trained_model` copies from it
-        job.model.set_weights(model.get_weights())
-    merged = {key: [*values, *result.history[key]] for key, values in history.items()}
-    check_finite(merged)
-    return merged
 
 
 def log_summary(model: keras.Model, hardware: Hardware, strategy: tf.distribute.Strategy) -> None:
@@ -326,7 +110,7 @@ def save_outputs(
     best_epoch = int(np.argmin(history["val_loss"])) + 1
     final = {
         "best_val_loss": min(history["val_loss"]),
-        tracking.SELECTION_METRIC: min(history["val_loss"]) / math.log(2),
+        registry.SELECTION_METRIC: min(history["val_loss"]) / math.log(2),
         "best_epoch": best_epoch,
         "epochs_run": len(history["val_loss"]),
     }
@@ -345,12 +129,12 @@ def save_outputs(
     # The servable generator (model + vocabulary + sampler) for `mlflow models serve`.
     generator = log_generator(MODEL_PATH, VOCAB_PATH, f"{params.mlflow.registered_model}-generator")
     tracking.log_final_metrics(final)  # on the run and on both logged models
-    tracking.promote_if_better(
+    registry.promote_if_better(
         {
             params.mlflow.registered_model: str(keras_model.registered_model_version),
             f"{params.mlflow.registered_model}-generator": str(generator.registered_model_version),
         },
-        final[tracking.SELECTION_METRIC],
+        final[registry.SELECTION_METRIC],
     )
     tracking.record_run(MODEL_PATH)
     log.info(
@@ -393,7 +177,7 @@ def train_as_chief(
         try:
             history = fit_model(job, state, [EpochMetrics()])
             history = finetune_model(job, history, [EpochMetrics()])
-        except checkpoints.Interrupted as stop:
+        except signals.Interrupted as stop:
             mlflow.set_tags(
                 {"interrupted_by": stop.signal_name, "checkpoint_epoch": str(state.epochs_done)}
             )
@@ -416,24 +200,6 @@ def train_as_worker(job: TrainingJob, state: checkpoints.EpochCheckpoint, scratc
     job.trained_model().save(scratch / "model.keras")
 
 
-def restore_training_state(
-    model: keras.Model,
-    strategy: tf.distribute.Strategy,
-    resume: Checkpoint | None,
-    settings: TrainParams,
-) -> checkpoints.ResumableEarlyStopping:
-    """Load a checkpoint into `model` (in the strategy's scope, so the optimiser's slots are
-    created on every replica); return early stopping, carrying on the checkpoint's counters."""
-    patience, average = settings.patience, settings.average_from_best
-    if resume is None:
-        return checkpoints.ResumableEarlyStopping(patience, average=average)
-    with strategy.scope():
-        best_weights = checkpoints.restore_model_state(model, resume)
-    return checkpoints.ResumableEarlyStopping(
-        patience, resume.early_stopping, best_weights, average=average
-    )
-
-
 def main() -> None:
     params = load_params()
     require_passed_validation()
@@ -446,14 +212,14 @@ def main() -> None:
         tf.config.experimental.enable_op_determinism()
     data = load_encoded()
     check_finetune(settings, data)
-    fingerprint = checkpoints.fingerprint(settings, hardware.precision, tracking.hash_folder())
+    fingerprint = checkpoints.fingerprint(settings, hardware.precision, hashing.hash_folder())
     resume = checkpoints.find_checkpoint(CHECKPOINT_DIR, fingerprint)
     steps = training_steps(data, settings)
     model, scorer = create_model(len(data.vocabulary), settings, steps, strategy)
     early_stopping = restore_training_state(model, strategy, resume, settings)
     log_summary(model, hardware, strategy)
     job = TrainingJob(settings, model, scorer, data, strategy, resume, steps)
-    with checkpoints.SignalGuard().installed() as guard, tempfile.TemporaryDirectory() as scratch:
+    with signals.SignalGuard().installed() as guard, tempfile.TemporaryDirectory() as scratch:
         chief = distribute.is_chief(strategy)
         checkpoint_state = functools.partial(
             checkpoints.EpochCheckpoint,

@@ -2,7 +2,7 @@
 
 Reads `data/clean/corpus.txt` and the `validate` block of params.yaml. Writes a self-contained
 HTML report to `reports/validation/index.html` (opens offline and in MLflow's artifact viewer; see
-`pipeline/validation_report.py`) and a JSON summary to `reports/validation.json`. If an
+`pipeline/quality/report.py`) and a JSON summary to `reports/validation.json`. If an
 expectation fails, both reports are still written, each failure is logged, and the stage exits 1,
 so `dvc repro` stops before encoding and training.
 
@@ -10,7 +10,7 @@ so `dvc repro` stops before encoding and training.
 
 The corpus becomes three small tables, never one row per character, so a 100 MB corpus stays
 cheap: `lines` (one row per line), `characters` (one row per distinct character) and `stats`
-(one row of totals). `pipeline/corpus_suite.py` defines the expectations on them.
+(one row of totals). `pipeline/quality/suite.py` defines the expectations on them.
 """
 
 from __future__ import annotations
@@ -24,15 +24,16 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from pipeline.cli import run_stage
-from pipeline.config import ValidateParams, load_params
-from pipeline.errors import ValidationFailed
-from pipeline.files import atomic_directory, write_json, write_text
-from pipeline.paths import CLEAN_CORPUS, VALIDATION_DOCS_DIR, VALIDATION_SUMMARY_PATH
-from pipeline.validation_report import render_report
+from pipeline.core.cli import run_stage
+from pipeline.core.config import ValidateParams
+from pipeline.core.errors import ValidationFailed
+from pipeline.core.files import atomic_directory, write_json, write_text
+from pipeline.core.params import load_params
+from pipeline.core.paths import CLEAN_CORPUS, VALIDATION_DOCS_DIR, VALIDATION_SUMMARY_PATH
+from pipeline.quality.report import render_report
 
 if TYPE_CHECKING:
-    from pipeline.corpus_suite import Outcome
+    from pipeline.quality.suite import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ def validate_corpus(
     # GX takes seconds to import, so only a run of the suite pays for it; it also logs dozens
     # of INFO lines on import and use, and the stage log wants only its warnings.
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    from pipeline.corpus_suite import build_corpus_suite, run_corpus_suite  # noqa: PLC0415
+    from pipeline.quality.suite import build_corpus_suite, run_corpus_suite  # noqa: PLC0415
 
     lines = build_line_table(text)
     characters = build_character_table(text)

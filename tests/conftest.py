@@ -11,13 +11,13 @@ from tests.support.team import TrackingServer, postgres_installed, s3_server, tr
 
 @pytest.fixture(scope="session")
 def corpus_suite() -> Iterator[ModuleType]:
-    """`pipeline.corpus_suite`, imported (with Great Expectations) once telemetry is off.
+    """`pipeline.quality.suite`, imported (with Great Expectations) once telemetry is off.
 
     The stage itself imports it lazily, so that importing `pipeline.validate` stays fast.
     """
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GX_ANALYTICS_ENABLED", "false")
-        yield importlib.import_module("pipeline.corpus_suite")
+        yield importlib.import_module("pipeline.quality.suite")
 
 
 @pytest.fixture(scope="session")

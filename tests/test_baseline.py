@@ -5,9 +5,9 @@ import math
 import pytest
 
 from pipeline.baseline import Scores, choose_order, report, score_order
-from pipeline.config import EncodeParams
+from pipeline.core.config import EncodeParams
+from pipeline.corpus.encoded import EncodedData
 from pipeline.encode import encode_corpus
-from pipeline.encoded import EncodedData
 from tests.support.corpora import TEXT
 
 

@@ -14,8 +14,8 @@ from pipeline.clean import (
     squeeze_blank_lines,
     strip_gutenberg,
 )
-from pipeline.config import CleanParams
-from pipeline.errors import PipelineError
+from pipeline.core.config import CleanParams
+from pipeline.core.errors import PipelineError
 from tests.support.project import Project
 
 GUTENBERG = (

@@ -11,7 +11,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
 from pipeline import compare
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 from tests.support.project import ROOT, clean_environment, tiny_params
 
 OLDER, NEWER = 1_700_000_000_000, 1_700_000_600_000  # run start times, ms since the epoch

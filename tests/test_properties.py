@@ -12,11 +12,13 @@ import tensorflow as tf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.encode import build_vocabulary, decode_ids, encode_text, split_ids
-from pipeline.errors import PipelineError
-from pipeline.model import ModelShape, build_sequence_model
-from pipeline.sampling import Sampler, SamplingSettings, make_sampler
-from pipeline.serving import budget_from_params, check_work, settings_from_params
+from pipeline.core.errors import PipelineError
+from pipeline.corpus.vocabulary import build_vocabulary, decode_ids, encode_text
+from pipeline.corpus.windows import split_ids
+from pipeline.generation.decoding import SamplingSettings
+from pipeline.generation.requests import budget_from_params, check_work, settings_from_params
+from pipeline.generation.sampler import Sampler, make_sampler
+from pipeline.lstm.builders import ModelShape, build_sequence_model
 
 VOCABULARY = list("\n abcdefgh")
 LATIN_1 = st.characters(max_codepoint=0xFF)

@@ -2,8 +2,8 @@
 
 - Each stage's code `deps` are exactly the `pipeline/` modules its command imports (transitively,
   read with `ast`), and its other deps are outputs of other stages.
-- Each stage's `outs`, `metrics` and `plots` are paths of the registry `pipeline/paths.py` that the
-  stage's code names; and the stage, run as dvc.yaml runs it in a temporary project, writes
+- Each stage's `outs`, `metrics` and `plots` are paths of the registry `pipeline/core/paths.py`
+  that the stage's code names; and the stage, run as dvc.yaml runs it in a temporary project, writes
   exactly those (besides the MLflow store, which is shared by design).
 - No data stage imports TensorFlow: they start in well under a second.
 
@@ -134,8 +134,8 @@ def test_every_stage_is_checked() -> None:
 
 
 def registry() -> dict[str, str]:
-    """Every path constant of `pipeline/paths.py`, by name."""
-    names = vars(importlib.import_module("pipeline.paths"))
+    """Every path constant of `pipeline/core/paths.py`, by name."""
+    names = vars(importlib.import_module("pipeline.core.paths"))
     return {name: value.as_posix() for name, value in names.items() if isinstance(value, PurePath)}
 
 
@@ -158,7 +158,9 @@ def named_paths(modules: set[str]) -> set[str]:
 def test_outputs_are_registry_paths_that_the_stage_names(name: str) -> None:
     stage = read_stages()[name]
     unregistered = sorted(stage.outputs - set(registry().values()))
-    assert not unregistered, f"dvc.yaml stage {name}: define {unregistered} in pipeline/paths.py"
+    assert not unregistered, (
+        f"dvc.yaml stage {name}: define {unregistered} in pipeline/core/paths.py"
+    )
     unnamed = sorted(stage.outputs - named_paths(stage.modules))
     assert not unnamed, f"dvc.yaml stage {name} declares {unnamed}, which its code never names"
 

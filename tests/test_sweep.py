@@ -11,7 +11,7 @@ import yaml
 from mlflow import MlflowClient
 
 from pipeline import sweep
-from pipeline.errors import ConfigError, PipelineError
+from pipeline.core.errors import ConfigError, PipelineError
 from tests.support.project import clean_environment, make_repo, run, tiny_params
 
 

@@ -11,23 +11,22 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline import checkpoints
-from pipeline.config import EncodeParams, TrainParams
-from pipeline.data import training_steps
+from pipeline.core.config import EncodeParams, TrainParams
+from pipeline.core.errors import PipelineError
+from pipeline.corpus.encoded import EncodedData
 from pipeline.encode import encode_corpus
-from pipeline.encoded import EncodedData
-from pipeline.errors import PipelineError
-from pipeline.train import (
+from pipeline.lstm import checkpoints, early_stopping, signals
+from pipeline.lstm.datasets import training_steps
+from pipeline.lstm.finetune import check_finetune, finetune_model
+from pipeline.lstm.fitting import (
     TrainingJob,
-    check_finetune,
     check_finite,
-    choose_precision,
     create_model,
-    finetune_model,
     fit_model,
-    history_csv,
     restore_training_state,
 )
+from pipeline.lstm.hardware import choose_precision
+from pipeline.train import history_csv
 
 CORPUS = "When shall we three meet again\nIn thunder, lightning, or in rain?\n" * 40
 
@@ -72,9 +71,9 @@ def fitted_job(tmp_path, params: TrainParams, extra: str = "") -> tuple[Training
     job = TrainingJob(params, model, scorer, data, strategy, resume=None, steps=steps)
     state = checkpoints.EpochCheckpoint(
         tmp_path / "checkpoint",
-        checkpoints.ResumableEarlyStopping(params.patience),
+        early_stopping.ResumableEarlyStopping(params.patience),
         "test",
-        checkpoints.SignalGuard(),
+        signals.SignalGuard(),
     )
     return job, fit_model(job, state, [])
 
@@ -156,7 +155,7 @@ def test_a_run_stopped_before_finetuning_ends_resumed_as_if_never_stopped(tmp_pa
     early_stopping = restore_training_state(model, stopped.strategy, resume, params)
     job = TrainingJob(params, model, scorer, stopped.data, stopped.strategy, resume, stopped.steps)
     state = checkpoints.EpochCheckpoint(
-        tmp_path / "stopped" / "checkpoint", early_stopping, "test", checkpoints.SignalGuard(),
+        tmp_path / "stopped" / "checkpoint", early_stopping, "test", signals.SignalGuard(),
         history=resume.history,
     )  # fmt: skip
     resumed = finetune_model(job, fit_model(job, state, []), [])

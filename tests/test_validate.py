@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import ValidationFailed
+from pipeline.core.errors import ValidationFailed
 from pipeline.validate import (
     build_character_table,
     build_line_table,

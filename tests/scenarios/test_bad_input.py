@@ -24,10 +24,11 @@ import pytest
 import yaml
 
 from pipeline.clean import clean_text
-from pipeline.config import CleanParams, parse_params
+from pipeline.core.config import CleanParams
+from pipeline.core.errors import DownloadError, PipelineError
+from pipeline.core.params import parse_params
+from pipeline.corpus.vocabulary import build_vocabulary, decode_ids, encode_text
 from pipeline.download import fetch_source
-from pipeline.encode import build_vocabulary, decode_ids, encode_text
-from pipeline.errors import DownloadError, PipelineError
 from tests.support.corpora import CORPUS
 from tests.support.package_index import SDIST_SHA256, project_page
 from tests.support.project import ROOT, Project, tiny_params
@@ -437,7 +438,7 @@ def write_encoded_with_objects(folder: Path, marker: Path) -> None:
 
 
 def test_the_train_loader_refuses_an_object_array_without_unpickling(tmp_path: Path) -> None:
-    from pipeline.encoded import load_encoded  # noqa: PLC0415
+    from pipeline.corpus.encoded import load_encoded  # noqa: PLC0415
 
     marker = tmp_path / "code-ran"
     write_encoded_with_objects(tmp_path / "encoded", marker)
@@ -459,7 +460,7 @@ def test_train_refuses_an_object_array_in_one_line(project: Project) -> None:
 
 
 def test_a_pickle_is_refused_even_with_a_npy_name(tmp_path: Path) -> None:
-    from pipeline.files import load_array  # noqa: PLC0415
+    from pipeline.core.files import load_array  # noqa: PLC0415
 
     marker = tmp_path / "code-ran"
     (tmp_path / "ids.npy").write_bytes(pickle.dumps(CreatesAFileWhenUnpickled(marker)))

@@ -77,7 +77,7 @@ def assert_up_to_date(repo: Path) -> None:
 HALF_WRITTEN_FILE = """
 import time
 from pathlib import Path
-from pipeline import files
+from pipeline.core import files
 with files.atomic_open(Path("data/raw/corpus.txt"), "wb") as stream:
     stream.write(b"the first half of a new corp")
     stream.flush()
@@ -88,7 +88,7 @@ HALF_WRITTEN_FOLDER = """
 import time
 from pathlib import Path
 import numpy as np
-from pipeline import files
+from pipeline.core import files
 with files.atomic_directory(Path("data/encoded")) as folder:
     files.save_array(folder / "train_ids.npy", np.zeros(10, dtype=np.uint8))
     print("writing", flush=True)
@@ -142,7 +142,7 @@ import os
 import time
 from pathlib import Path
 import numpy as np
-from pipeline import files
+from pipeline.core import files
 rename = os.replace
 def replace_then_stop(source, destination):
     rename(source, destination)
@@ -155,7 +155,7 @@ with files.atomic_directory(Path("data/encoded")) as folder:
 """
 FAILED_FOLDER_WRITE = """
 from pathlib import Path
-from pipeline import files
+from pipeline.core import files
 with files.atomic_directory(Path("data/encoded")) as folder:
     raise SystemExit("the next write fails before it finishes")
 """

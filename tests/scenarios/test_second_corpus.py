@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from pipeline.clean import clean_text
-from pipeline.config import CleanParams, load_params
+from pipeline.core.config import CleanParams
+from pipeline.core.params import load_params
 from tests.support.corpora import CORPUS
 from tests.support.package_index import TOP, build_sdist, project_page
 from tests.support.project import Project, clean_environment

@@ -11,8 +11,8 @@ from pathlib import Path
 import keras
 import mlflow
 
-from pipeline.model import ModelShape, build_sequence_model
-from pipeline.serving import log_generator
+from pipeline.lstm.builders import ModelShape, build_sequence_model
+from pipeline.tracking.generator import log_generator
 
 VOCABULARY = list("\n abcdefgh")
 NAME = "tiny-generator"  # its registered model

@@ -1,0 +1,1 @@
+"""The encoded corpus format: windows and splits, the vocabulary, loading `data/encoded/`."""

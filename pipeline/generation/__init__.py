@@ -1,0 +1,1 @@
+"""Generating text: the sampler and the MLflow-served generator."""

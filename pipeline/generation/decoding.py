@@ -1,0 +1,69 @@
+"""How the next character is chosen: temperature (0 = greedy), top-k and top-p (nucleus) filtering,
+and a stateless categorical draw seeded by (seed, step)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from pipeline.core.errors import PipelineError
+
+INT32_MAX = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    temperature: float = 1.0  # 0 = greedy (argmax)
+    top_k: int = 0  # 0 = no top-k filtering
+    top_p: float = 1.0  # 1.0 = no nucleus filtering
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        # `not 0 <= x` also catches NaN, which every comparison answers False: a NaN temperature
+        # would otherwise fall through to greedy and an infinite one to a uniform draw.
+        if not 0 <= self.temperature < math.inf:
+            message = (
+                f"temperature must be a finite number >= 0 (0 = greedy), got {self.temperature}"
+            )
+            raise PipelineError(message)
+        if not 0 <= self.top_k <= INT32_MAX:  # the compiled sampler holds it as an int32
+            raise PipelineError(f"top-k must be between 0 (off) and {INT32_MAX}, got {self.top_k}")
+        if not 0 < self.top_p <= 1:
+            raise PipelineError(f"top-p must be in (0, 1], got {self.top_p}")
+        if not -(2**63) <= self.seed < 2**63:  # the stateless draw's seed is an int64
+            raise PipelineError(f"seed must be between {-(2**63)} and {2**63 - 1}, got {self.seed}")
+
+
+def filter_logits(logits: tf.Tensor, top_k: tf.Tensor, top_p: tf.Tensor) -> tf.Tensor:
+    """Set to -inf every logit outside the top-k and outside the top-p probability mass."""
+    vocab = tf.shape(logits)[-1]
+    k = tf.where(top_k > 0, tf.minimum(top_k, vocab), vocab)
+    sorted_logits = tf.sort(logits, axis=-1, direction="DESCENDING")  # (batch, vocab)
+    kth_value = tf.gather(sorted_logits, k - 1, axis=-1)[:, None]
+    probabilities = tf.nn.softmax(sorted_logits, axis=-1)
+    # Keep a token while the mass of the tokens ranked above it is still below top_p.
+    mass_before = tf.cumsum(probabilities, axis=-1, exclusive=True)
+    kept = tf.where(mass_before < top_p, sorted_logits, tf.fill(tf.shape(sorted_logits), np.inf))
+    nucleus_floor = tf.reduce_min(kept, axis=-1, keepdims=True)
+    floor = tf.maximum(kth_value, nucleus_floor)
+    return tf.where(logits >= floor, logits, tf.fill(tf.shape(logits), -np.inf))
+
+
+def choose_next(  # noqa: PLR0913, PLR0917
+    logits: tf.Tensor,
+    step: tf.Tensor,
+    temperature: tf.Tensor,
+    top_k: tf.Tensor,
+    top_p: tf.Tensor,
+    seed: tf.Tensor,
+) -> tf.Tensor:
+    """Next id per row, `(batch,)`: argmax when temperature is 0, else a seeded filtered draw."""
+    if temperature > 0:
+        logits = filter_logits(logits / temperature, top_k, top_p)
+        # Seeded by the absolute step, so chunked (streamed) output equals one long call.
+        draw_seed = tf.stack([seed, tf.cast(step, tf.int64)])
+        return tf.random.stateless_categorical(logits, 1, draw_seed, dtype=tf.int32)[:, 0]
+    return tf.argmax(logits, axis=-1, output_type=tf.int32)

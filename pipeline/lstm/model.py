@@ -1,0 +1,89 @@
+"""Model definitions: the default sequence model and the tutorial baseline.
+
+`sequence`: Embedding -> stacked LSTM -> Dense logits, predicting the next character at EVERY
+position of a window, so a 100-character window gives 100 training targets instead of 1.
+`tutorial`: the starting tutorial's formulation, kept as a baseline: each character one scaled
+float, stacked LSTM, a softmax over the single next character.
+
+The LSTM settings keep the layers eligible for the fused cuDNN kernel on a GPU (tanh/sigmoid,
+no recurrent dropout, not unrolled, with bias), so regularisation sits outside the recurrence:
+dropout on the embedded inputs (`embedding_dropout`), after every LSTM layer, i.e. between layers
+and before the logits (`dropout`); decoupled weight decay is in the optimiser (`optimizer.py`).
+
+The builders take a `ModelShape`, not the params schema, so the served generator, which imports
+this module to load a model, carries neither `config.py` nor pydantic and PyYAML.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from pipeline.core.errors import PipelineError
+
+EMBEDDING = "embedding"
+LOGITS = "logits"
+
+
+def lstm_name(index: int) -> str:
+    return f"lstm_{index}"
+
+
+def architecture_of(model: keras.Model) -> str:
+    """`"tutorial"` for a model that reads `(batch, window, 1)` scaled floats, else `"sequence"`."""
+    return "tutorial" if len(model.input_shape) == 3 else "sequence"
+
+
+def save_model(model: keras.Model, destination: Path) -> None:
+    """`model.save`, byte for byte a function of the weights: Keras stamps the save time into
+    `metadata.json` and the weights' zip entry, which would change `dvc.lock` on every run."""
+    with tempfile.TemporaryDirectory() as folder:
+        saved = Path(folder) / "model.keras"
+        model.save(saved)
+        with zipfile.ZipFile(saved) as source, zipfile.ZipFile(destination, "w") as target:
+            for entry in source.infolist():
+                data = source.read(entry)
+                if entry.filename == "metadata.json":
+                    metadata = json.loads(data)
+                    metadata.pop("date_saved", None)
+                    data = json.dumps(metadata, sort_keys=True).encode()
+                elif entry.filename == "config.json":
+                    data = json.dumps(renumber_shared_objects(json.loads(data))).encode()
+                fixed = zipfile.ZipInfo(entry.filename, date_time=(1980, 1, 1, 0, 0, 0))
+                fixed.compress_type, fixed.external_attr = entry.compress_type, entry.external_attr
+                target.writestr(fixed, data)
+
+
+def renumber_shared_objects(config: Any) -> Any:
+    """Keras links objects shared between layers by `shared_object_id`, which it takes from
+    Python's `id()`: a memory address, different in every process. Number them 1, 2, ... in
+    order of first appearance instead; only equality between them matters on loading."""
+    numbers: dict[int, int] = {}
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                key: numbers.setdefault(value, len(numbers) + 1)
+                if key == "shared_object_id"
+                else walk(value)
+                for key, value in node.items()
+            }
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        return node
+
+    return walk(config)
+
+
+def load_model(path: Path) -> keras.Model:
+    """Load a saved `.keras` model in safe mode (no arbitrary code from the file is run)."""
+    try:
+        return keras.models.load_model(path, safe_mode=True)
+    except (OSError, ValueError, KeyError) as error:
+        message = f"{path}: cannot load the model ({error}); re-run `dvc repro -f train`"
+        raise PipelineError(message.replace("\n", " ")) from None

@@ -1,0 +1,57 @@
+"""pipeline/corpus/encoded.py: the one reader of data/encoded/, and its one-line refusals."""
+
+import json
+from dataclasses import asdict
+
+import numpy as np
+import pytest
+
+from pipeline.core import files
+from pipeline.core.config import EncodeParams
+from pipeline.core.errors import PipelineError
+from pipeline.corpus.encoded import WARMUP_CHARS, heldout_split, load_encoded
+from pipeline.encode import encode_corpus
+from tests.support.corpora import TEXT
+
+RERUN = "re-run `dvc repro encode`"
+
+
+@pytest.fixture
+def encoded(tmp_path):
+    """data/encoded/ as the encode stage writes it, for the tiny corpus."""
+    params = EncodeParams(seq_len=20, stride=10, val_fraction=0.2, test_fraction=0.1)
+    vocabulary, train, val, test, spec = encode_corpus(TEXT, params)
+    folder = tmp_path / "encoded"
+    folder.mkdir()
+    for split, ids in (("train", train), ("val", val), ("test", test)):
+        files.save_array(folder / f"{split}_ids.npy", ids)
+    files.write_json(folder / "vocab.json", {"chars": vocabulary})
+    files.write_json(folder / "windows.json", asdict(spec))
+    return folder
+
+
+def test_load_encoded_reads_back_what_encode_wrote(encoded):
+    data = load_encoded(encoded)
+    assert data.vocabulary == sorted(set(TEXT))
+    ids = np.concatenate([data.train_ids, data.val_ids, data.test_ids])
+    assert "".join(data.vocabulary[i] for i in ids) == TEXT
+    assert data.spec.vocab_size == len(data.vocabulary)
+
+
+def test_ids_beyond_the_vocabulary_are_refused(encoded):
+    chars = json.loads((encoded / "vocab.json").read_text())["chars"]
+    files.write_json(encoded / "vocab.json", {"chars": chars[:-1]})
+    with pytest.raises(PipelineError, match=f"ids and vocabulary disagree; {RERUN}"):
+        load_encoded(encoded)
+
+
+def test_heldout_splits_come_with_the_text_just_before_them(encoded):
+    data = load_encoded(encoded)
+    ids, warmup = heldout_split(data, "validation")
+    np.testing.assert_array_equal(ids, data.val_ids)
+    np.testing.assert_array_equal(warmup, data.train_ids[-WARMUP_CHARS:])
+    ids, warmup = heldout_split(data, "test")
+    np.testing.assert_array_equal(ids, data.test_ids)
+    np.testing.assert_array_equal(warmup, data.val_ids[-WARMUP_CHARS:])
+    with pytest.raises(ValueError, match="unknown split 'train'"):
+        heldout_split(data, "train")

@@ -1,0 +1,157 @@
+"""pipeline/generation/served.py: the pyfunc generator logged into a real SQLite MLflow store and
+loaded back,
+its request checks and limits. tests/scenarios/test_served_generator.py serves it over HTTP."""
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.exceptions import MlflowException
+
+from pipeline.core.errors import PipelineError
+from pipeline.generation.decoding import SamplingSettings
+from pipeline.generation.requests import (
+    MAX_PROMPT_CHARS,
+    MAX_ROWS,
+    MAX_WORK,
+    budget_from_params,
+    check_work,
+    settings_from_params,
+)
+from pipeline.generation.served import DeadlineExceeded, generate_texts
+from pipeline.tracking.generator import CARRIED_MODULES, log_generator
+from tests.support.generator import NAME, check_texts, generator_store
+from tests.support.imports import pipeline_closure, source_paths
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Iterator[str]:
+    """A SQLite store whose registry holds version 1 of `NAME`; yields its tracking URI."""
+    with generator_store(tmp_path_factory.mktemp("store")) as uri:
+        yield uri
+
+
+@pytest.fixture(scope="module")
+def generator(store):
+    return mlflow.pyfunc.load_model(f"models:/{NAME}/1")
+
+
+def test_predict_continues_prompts_of_different_lengths(generator):
+    prompts = pd.DataFrame({"prompt": ["ab", "bad cafe", "ab", "Cab"]})
+    params = {"length": 25, "temperature": 1.0, "seed": 3}
+    first = generator.predict(prompts, params=params)
+    assert list(first.columns) == ["text"]
+    check_texts(list(first["text"]), 25)
+    assert first.equals(generator.predict(prompts, params=params))
+    assert not first.equals(generator.predict(prompts, params={**params, "seed": 4}))
+    # Two rows with one prompt are two samples, not one text twice.
+    assert first["text"][0] != first["text"][2]
+
+
+def test_predict_uses_the_default_settings(generator):
+    texts = generator.predict(pd.DataFrame({"prompt": ["abc"]}))["text"]
+    check_texts(list(texts), 200)
+
+
+def test_greedy_matches_the_sampler_on_the_same_model(generator, store):
+    """Served text is the project's sampler's text: greedy from the prompt, nothing else."""
+    sampler = generator.unwrap_python_model().sampler
+    expected = sampler.generate(["abc"], 12, SamplingSettings(temperature=0))
+    served = generator.predict(pd.DataFrame({"prompt": ["abc"]}), {"length": 12, "temperature": 0})
+    assert list(served["text"]) == expected
+
+
+@pytest.mark.parametrize(
+    ("prompt", "params", "message"),
+    [
+        ("ab§", {}, "not in the model's vocabulary: '§'"),
+        ("", {}, "the prompt is empty"),
+        ("ab", {"length": 0}, "length must be between 1 and"),
+        ("ab", {"top_p": 1.5}, r"top-p must be in \(0, 1\]"),
+    ],
+)
+def test_predict_rejects_bad_requests(generator, prompt, params, message):
+    with pytest.raises(MlflowException, match=message):
+        generator.predict(pd.DataFrame({"prompt": [prompt]}), params=params)
+
+
+def test_rows_of_different_prompt_lengths_run_as_one_batch_and_keep_their_order(generator):
+    """Left padding must not change a row: greedy text of a mixed batch is each prompt's own."""
+    sampler = generator.unwrap_python_model().sampler
+    greedy = SamplingSettings(temperature=0)
+    prompts = ["ab", "bad cafe", "c", "ba"]
+    texts = generate_texts(sampler, prompts, 15, greedy)
+    assert texts == [sampler.generate([prompt], 15, greedy)[0] for prompt in prompts]
+    seeded = SamplingSettings(temperature=1.0, seed=2)
+    assert generate_texts(sampler, prompts, 15, seeded) == sampler.generate(prompts, 15, seeded)
+    with pytest.raises(PipelineError, match=f"between 1 and {MAX_ROWS} prompts, got 0"):
+        generate_texts(sampler, [], 15, seeded)
+
+
+def test_generation_stops_at_its_deadline(generator):
+    sampler = generator.unwrap_python_model().sampler
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceeded, match=r"over the 0\.01 s budget, with \d+ of 50000"):
+        generate_texts(sampler, ["ab"], 50_000, SamplingSettings(), budget_s=0.01)
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize(
+    ("rows", "prompt_length", "length", "message"),
+    [
+        (1, MAX_PROMPT_CHARS + 1, 1, f"a prompt has {MAX_PROMPT_CHARS + 1} characters; at most"),
+        (MAX_ROWS + 1, 1, 1, f"between 1 and {MAX_ROWS} prompts, got {MAX_ROWS + 1}"),
+        (MAX_ROWS, 1, MAX_WORK // MAX_ROWS, f"characters of work; at most {MAX_WORK}"),
+    ],
+)
+def test_check_work_refuses_oversized_requests(rows, prompt_length, length, message):
+    with pytest.raises(PipelineError, match=message):
+        check_work(["a" * prompt_length] * rows, length)
+
+
+def test_check_work_accepts_the_largest_request():
+    check_work(["a" * 999] * 1000, 1)
+
+
+def test_budget_from_params():
+    assert budget_from_params(None, 50.0) == 50.0
+    assert budget_from_params({"timeout_s": 2.5}, 50.0) == 2.5
+    assert budget_from_params({"timeout_s": 500.0}, 50.0) == 50.0
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(PipelineError, match="timeout_s must be a finite number"):
+            budget_from_params({"timeout_s": bad}, 50.0)
+
+
+def test_predict_takes_a_plain_dict(generator):
+    """The README's Python snippet: `predict({"prompt": [...]})`."""
+    params = {"length": 10, "temperature": 0}
+    served = generator.predict({"prompt": ["ab", "bad"]}, params=params)
+    expected = generator.predict(pd.DataFrame({"prompt": ["ab", "bad"]}), params=params)
+    assert served.equals(expected) and len(served) == 2
+
+
+def test_settings_from_params():
+    assert settings_from_params(None) == (200, SamplingSettings(temperature=0.8))
+    length, settings = settings_from_params({"length": 5, "top_k": 3, "top_p": 0.5, "seed": 9})
+    assert (length, settings) == (5, SamplingSettings(0.8, top_k=3, top_p=0.5, seed=9))
+    with pytest.raises(PipelineError, match="length must be between 1 and 100000, got 100001"):
+        settings_from_params({"length": 100_001})
+
+
+def test_the_logged_model_carries_exactly_the_modules_it_imports(store):
+    needed = {
+        path.removeprefix("pipeline/")
+        for path in source_paths(pipeline_closure("pipeline.generation.served"))
+    }
+    assert set(CARRIED_MODULES) == needed
+    code = Path(mlflow.artifacts.download_artifacts(f"models:/{NAME}/1")) / "code" / "pipeline"
+    carried = {path.relative_to(code).as_posix() for path in code.rglob("*.py")}
+    assert carried == set(CARRIED_MODULES)
+
+
+def test_log_generator_needs_both_files(tmp_path):
+    with pytest.raises(PipelineError, match="model.keras not found"):
+        log_generator(tmp_path / "model.keras", tmp_path / "vocab.json", NAME)

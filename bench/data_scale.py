@@ -106,8 +106,8 @@ def build_corpus(plays: str, size_bytes: int) -> bytes:
 
 
 def bench_params(plays: str, max_bytes: int) -> dict[str, Any]:
-    from pipeline.clean import clean_text  # noqa: PLC0415
     from pipeline.core.config import CleanParams  # noqa: PLC0415
+    from pipeline.corpus.cleaning import clean_text  # noqa: PLC0415
 
     with (ROOT / "params.yaml").open(encoding="utf-8") as stream:
         params: dict[str, Any] = yaml.safe_load(stream)

@@ -21,11 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/...` from the root
 
-from pipeline.compare import open_experiment  # noqa: E402
 from pipeline.core.cli import run_stage  # noqa: E402
 from pipeline.core.errors import PipelineError  # noqa: E402
 from pipeline.core.params import load_params
-from pipeline.tracking.store import tracking_uri
+from pipeline.tracking.store import open_experiment, tracking_uri
 
 FINAL_METRICS = (
     "validation.bits_per_char_windowed",

@@ -16,9 +16,7 @@ import argparse
 import re
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
-import mlflow
 import pandas as pd
 from mlflow.entities import Run
 
@@ -26,7 +24,7 @@ from pipeline.core.cli import run_stage
 from pipeline.core.errors import PipelineError
 from pipeline.core.params import load_params
 from pipeline.core.urls import redact_url
-from pipeline.tracking.store import tracking_uri
+from pipeline.tracking.store import open_experiment, tracking_uri
 
 PARAM_COLUMNS = (
     "train.architecture",
@@ -70,27 +68,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--sweep", metavar="NAME", help=f"only the runs of one sweep, ranked by {RANK_METRIC}"
     )
     return parser.parse_args(argv)
-
-
-def open_experiment(experiment: str, uri: str) -> tuple[mlflow.MlflowClient, str]:
-    """A client of the store at `uri` and `experiment`'s id; a `PipelineError` saying what to do
-    if the local store does not exist (opening it would create an empty one) or lacks it."""
-    local_file = (
-        uri.removeprefix("sqlite:///").split("?")[0] if uri.startswith("sqlite:///") else None
-    )
-    if local_file is not None and not Path(local_file).is_file():
-        raise PipelineError(
-            f"no MLflow store at {local_file}: run `dvc repro` first, or set MLFLOW_TRACKING_URI"
-        )
-    client = mlflow.MlflowClient(tracking_uri=uri)
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        known = ", ".join(sorted(e.name for e in client.search_experiments())) or "none"
-        raise PipelineError(
-            f"no MLflow experiment '{experiment}' in {uri} (experiments there: {known}); "
-            "pass --experiment NAME or set MLFLOW_TRACKING_URI"
-        )
-    return client, found.experiment_id
 
 
 def fetch_runs(experiment: str, last: int, uri: str, sweep: str | None = None) -> pd.DataFrame:

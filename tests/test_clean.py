@@ -1,76 +1,12 @@
 import json
-import unicodedata
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.clean import (
-    clean_extra_text,
-    clean_text,
-    decode_corpus,
-    normalise_text,
-    split_after_lines,
-    squeeze_blank_lines,
-    strip_gutenberg,
-)
-from pipeline.core.config import CleanParams
+from pipeline.clean import decode_corpus
 from pipeline.core.errors import PipelineError
 from tests.support.project import Project
-
-GUTENBERG = (
-    "The Project Gutenberg eBook of Macbeth\n"
-    "*** START OF THE PROJECT GUTENBERG EBOOK MACBETH ***\n"
-    "Fair is foul.\n"
-    "*** END OF THE PROJECT GUTENBERG EBOOK MACBETH ***\n"
-    "Licence text.\n"
-)
-
-
-def test_strip_gutenberg_keeps_only_the_body():
-    body, stripped = strip_gutenberg(GUTENBERG)
-    assert stripped
-    assert body.strip() == "Fair is foul."
-
-
-def test_strip_gutenberg_keeps_each_body_of_books_joined_end_to_end():
-    hamlet = GUTENBERG.replace("MACBETH", "HAMLET").replace("Fair is foul.", "Who's there?")
-    body, stripped = strip_gutenberg(GUTENBERG + "\n\n" + hamlet)
-    assert stripped
-    assert body.split() == ["Fair", "is", "foul.", "Who's", "there?"]
-
-
-def test_strip_gutenberg_leaves_plain_text_alone():
-    assert strip_gutenberg("Fair is foul.\n") == ("Fair is foul.\n", False)
-
-
-def test_normalise_text_unifies_line_endings_bom_and_quotes():
-    raw = "\ufeffFair\r\nis\rfoul \u2018tis\u2014so\ufb01"
-    assert normalise_text(raw) == "Fair\nis\nfoul 'tis--sofi"
-
-
-def test_squeeze_blank_lines_limits_runs_and_trims():
-    assert squeeze_blank_lines("\n\na  \n\n\n\nb\n\n", 1) == "a\n\nb\n"
-    assert squeeze_blank_lines("a\n\n\nb", 0) == "a\nb\n"
-
-
-def test_clean_text_lowercases_and_reports_statistics():
-    text, stats = clean_text(GUTENBERG, CleanParams(lowercase=True))
-    assert text == "fair is foul.\n"
-    assert stats.gutenberg_stripped
-    assert stats.clean_chars == len(text)
-    assert stats.vocab_size == len(set(text))
-
-
-def test_clean_text_does_not_change_its_input():
-    raw = "A\r\nB"
-    clean_text(raw, CleanParams())
-    assert raw == "A\r\nB"
-
-
-def test_clean_text_rejects_an_empty_corpus():
-    with pytest.raises(PipelineError, match="empty after cleaning"):
-        clean_text("\n\n  \n", CleanParams())
 
 
 def test_decode_corpus_names_the_bad_byte():
@@ -78,35 +14,7 @@ def test_decode_corpus_names_the_bad_byte():
         decode_corpus(b"ab\xff", "data/raw/corpus.txt")
 
 
-def test_clean_text_refuses_a_text_that_normalisation_multiplies():
-    raw = "fair is foul\n" + "\ufdfa" * 1000  # 1013 characters in, 18,013 after NFKC
-    with pytest.raises(PipelineError, match="over clean.max_chars=5000 characters after Unicode"):
-        clean_text(raw, CleanParams(max_chars=5000))
-    text, _ = clean_text(raw, CleanParams(max_chars=20_000))
-    assert len(text) > 18_000
-
-
 # --- the extra training text: the corpus's rules, but it may be empty --------------------------
-
-
-def test_the_extra_text_is_cleaned_by_the_corpus_rules():
-    raw = "\ufeffHAMLET\r\n\r\n\r\n\u2018Tis   \nbitter cold\n"
-    params = CleanParams()
-    assert (
-        clean_extra_text(raw, params)
-        == clean_text(raw, params)[0]
-        == "hamlet\n\n'tis\nbitter cold\n"
-    )
-
-
-@pytest.mark.parametrize("raw", ["", "\n\n", "  \n"])
-def test_no_extra_text_stays_empty(raw):
-    assert clean_extra_text(raw, CleanParams()) == ""
-
-
-def test_clean_max_chars_applies_to_the_extra_text_alone():
-    with pytest.raises(PipelineError, match="^the extra text: .*over clean.max_chars=10 "):
-        clean_extra_text("to be or not to be\n", CleanParams(max_chars=10))
 
 
 def test_the_stage_cleans_the_extra_text_and_counts_it(tmp_path):
@@ -138,45 +46,6 @@ def test_the_stage_refuses_an_extra_text_that_is_not_utf8(tmp_path):
 
 
 # --- property tests: any text cleans or fails with PipelineError, never another exception -------
-
-CLEAN_PARAMS = st.builds(
-    CleanParams,
-    strip_gutenberg=st.booleans(),
-    lowercase=st.booleans(),
-    max_blank_lines=st.integers(min_value=0, max_value=3),
-    max_chars=st.integers(min_value=1, max_value=500),
-)
-# Text with the characters cleaning cares about: line endings, BOMs, expanding ligatures, Gutenberg
-# markers, typographic quotes, combining marks.
-PIECES = st.sampled_from(
-    ["\n", "\r\n", "\r", " ", "\t", "\ufeff", "\ufdfa", "\ufb01", "\u2018", "\u2014", "\u0301",
-     "\u0130", "*** START OF THE PROJECT GUTENBERG EBOOK X ***\n",
-     "*** END OF THIS PROJECT GUTENBERG EBOOK X ***\n", "Fair is foul"]
-)  # fmt: skip
-TEXTS = st.lists(PIECES | st.text(max_size=8), max_size=40).map("".join)
-
-
-@settings(max_examples=300, deadline=None)
-@given(raw=TEXTS, params=CLEAN_PARAMS)
-def test_any_text_cleans_or_fails_with_pipeline_error(raw, params):
-    try:
-        text, stats = clean_text(raw, params)
-    except PipelineError:
-        return
-    assert text.endswith("\n") and "\r" not in text and "\ufeff" not in text
-    assert len(text) <= params.max_chars
-    assert stats.clean_chars == len(text)
-
-
-@settings(max_examples=200, deadline=None)
-@given(raw=TEXTS, size=st.integers(min_value=1, max_value=20))
-def test_normalising_line_aligned_pieces_equals_normalising_the_whole(raw, size):
-    text = raw.replace("\r", "\n")
-    pieces = list(split_after_lines(text, size))
-    assert "".join(pieces) == text
-    assert all(piece.endswith("\n") for piece in pieces[:-1])
-    whole = unicodedata.normalize("NFKC", text)
-    assert "".join(unicodedata.normalize("NFKC", piece) for piece in pieces) == whole
 
 
 @settings(max_examples=200, deadline=None)

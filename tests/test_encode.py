@@ -3,59 +3,16 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.clean import clean_extra_text, clean_text
 from pipeline.core.config import CleanParams, EncodeParams
 from pipeline.core.errors import PipelineError
-from pipeline.corpus.vocabulary import build_vocabulary, decode_ids, encode_text
-from pipeline.corpus.windows import count_windows, split_ids, window_starts
+from pipeline.corpus.cleaning import clean_extra_text, clean_text
+from pipeline.corpus.vocabulary import decode_ids
+from pipeline.corpus.windows import count_windows
 from pipeline.encode import check_no_leak, encode_corpus, find_leaked_lines
 from pipeline.sources.package_index import read_matching_members
 from tests.support.corpora import LINES
 from tests.support.package_index import MEMBER, PLAY, TOP, play, plays_sdist
 from tests.support.project import Project
-
-
-def test_vocabulary_is_sorted_and_stable():
-    assert build_vocabulary("banana\n") == ["\n", "a", "b", "n"]
-    assert build_vocabulary("nab\nana") == build_vocabulary("banana\n")
-
-
-def test_encode_and_decode_round_trip():
-    vocabulary = build_vocabulary("fair is foul")
-    ids = encode_text("foul is fair", vocabulary)
-    assert ids.dtype == np.uint8
-    assert decode_ids(ids, vocabulary) == "foul is fair"
-
-
-def test_encode_text_rejects_unknown_characters():
-    with pytest.raises(PipelineError, match="not in the vocabulary: 'z'"):
-        encode_text("az", ["a"])
-
-
-@pytest.mark.parametrize(
-    ("length", "seq_len", "stride", "expected"),
-    [(10, 4, 1, 6), (10, 4, 5, 2), (5, 4, 1, 1), (4, 4, 1, 0), (11, 4, 3, 3)],
-)
-def test_count_windows(length, seq_len, stride, expected):
-    assert count_windows(length, seq_len, stride) == expected
-    starts = window_starts(length, seq_len, stride)
-    assert len(starts) == expected
-    assert all(start + seq_len + 1 <= length for start in starts)
-
-
-def test_split_is_contiguous_and_complete():
-    ids = np.arange(100, dtype=np.uint8)
-    train, val, test = split_ids(ids, 0.2, 0.1, 5)
-    assert train.tolist() == list(range(70))
-    assert val.tolist() == list(range(70, 90))
-    assert test.tolist() == list(range(90, 100))
-
-
-def test_split_refuses_a_corpus_shorter_than_a_window():
-    with pytest.raises(PipelineError, match="validation split has 2 characters"):
-        split_ids(np.zeros(40, dtype=np.uint8), 0.05, 0.5, 5)
-    with pytest.raises(PipelineError, match="test split has 2 characters"):
-        split_ids(np.zeros(20, dtype=np.uint8), 0.5, 0.1, 5)
 
 
 def test_encode_corpus_spec_counts_windows_per_split():

@@ -18,6 +18,7 @@ def plot_sampling(rows: dict[float, dict[str, float]]) -> pyplot.Figure:
     for name in ("distinct_2", "known_word_share", "copied_8gram_share", "repeated_4gram_share"):
         axis.plot(temperatures, [rows[t][name] for t in temperatures], marker="o", label=name)
     axis.set_xlabel("temperature (0 = greedy)")
+    axis.set_ylabel("share (0 to 1)")
     axis.legend()
     return figure
 

@@ -116,3 +116,24 @@ def store_refusal(error: mlflow.exceptions.MlflowException, uri: str, experiment
         f"MLflow tracking store {where} is unreachable or refused the run "
         f"({redact_text(message)}); start it, or unset MLFLOW_TRACKING_URI to use mlflow.db"
     )
+
+
+def open_experiment(experiment: str, uri: str) -> tuple[mlflow.MlflowClient, str]:
+    """A client of the store at `uri` and `experiment`'s id; a `PipelineError` saying what to do
+    if the local store does not exist (opening it would create an empty one) or lacks it."""
+    local_file = (
+        uri.removeprefix("sqlite:///").split("?")[0] if uri.startswith("sqlite:///") else None
+    )
+    if local_file is not None and not Path(local_file).is_file():
+        raise PipelineError(
+            f"no MLflow store at {local_file}: run `dvc repro` first, or set MLFLOW_TRACKING_URI"
+        )
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        known = ", ".join(sorted(e.name for e in client.search_experiments())) or "none"
+        raise PipelineError(
+            f"no MLflow experiment '{experiment}' in {uri} (experiments there: {known}); "
+            "pass --experiment NAME or set MLFLOW_TRACKING_URI"
+        )
+    return client, found.experiment_id

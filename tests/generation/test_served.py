@@ -4,7 +4,6 @@ its request checks and limits. tests/scenarios/test_served_generator.py serves i
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -14,17 +13,10 @@ from mlflow.exceptions import MlflowException
 from pipeline.core.errors import PipelineError
 from pipeline.generation.decoding import SamplingSettings
 from pipeline.generation.requests import (
-    MAX_PROMPT_CHARS,
     MAX_ROWS,
-    MAX_WORK,
-    budget_from_params,
-    check_work,
-    settings_from_params,
 )
 from pipeline.generation.served import DeadlineExceeded, generate_texts
-from pipeline.tracking.generator import CARRIED_MODULES, log_generator
 from tests.support.generator import NAME, check_texts, generator_store
-from tests.support.imports import pipeline_closure, source_paths
 
 
 @pytest.fixture(scope="module")
@@ -99,59 +91,9 @@ def test_generation_stops_at_its_deadline(generator):
     assert time.monotonic() - started < 5
 
 
-@pytest.mark.parametrize(
-    ("rows", "prompt_length", "length", "message"),
-    [
-        (1, MAX_PROMPT_CHARS + 1, 1, f"a prompt has {MAX_PROMPT_CHARS + 1} characters; at most"),
-        (MAX_ROWS + 1, 1, 1, f"between 1 and {MAX_ROWS} prompts, got {MAX_ROWS + 1}"),
-        (MAX_ROWS, 1, MAX_WORK // MAX_ROWS, f"characters of work; at most {MAX_WORK}"),
-    ],
-)
-def test_check_work_refuses_oversized_requests(rows, prompt_length, length, message):
-    with pytest.raises(PipelineError, match=message):
-        check_work(["a" * prompt_length] * rows, length)
-
-
-def test_check_work_accepts_the_largest_request():
-    check_work(["a" * 999] * 1000, 1)
-
-
-def test_budget_from_params():
-    assert budget_from_params(None, 50.0) == 50.0
-    assert budget_from_params({"timeout_s": 2.5}, 50.0) == 2.5
-    assert budget_from_params({"timeout_s": 500.0}, 50.0) == 50.0
-    for bad in (-1.0, float("nan"), float("inf")):
-        with pytest.raises(PipelineError, match="timeout_s must be a finite number"):
-            budget_from_params({"timeout_s": bad}, 50.0)
-
-
 def test_predict_takes_a_plain_dict(generator):
     """The README's Python snippet: `predict({"prompt": [...]})`."""
     params = {"length": 10, "temperature": 0}
     served = generator.predict({"prompt": ["ab", "bad"]}, params=params)
     expected = generator.predict(pd.DataFrame({"prompt": ["ab", "bad"]}), params=params)
     assert served.equals(expected) and len(served) == 2
-
-
-def test_settings_from_params():
-    assert settings_from_params(None) == (200, SamplingSettings(temperature=0.8))
-    length, settings = settings_from_params({"length": 5, "top_k": 3, "top_p": 0.5, "seed": 9})
-    assert (length, settings) == (5, SamplingSettings(0.8, top_k=3, top_p=0.5, seed=9))
-    with pytest.raises(PipelineError, match="length must be between 1 and 100000, got 100001"):
-        settings_from_params({"length": 100_001})
-
-
-def test_the_logged_model_carries_exactly_the_modules_it_imports(store):
-    needed = {
-        path.removeprefix("pipeline/")
-        for path in source_paths(pipeline_closure("pipeline.generation.served"))
-    }
-    assert set(CARRIED_MODULES) == needed
-    code = Path(mlflow.artifacts.download_artifacts(f"models:/{NAME}/1")) / "code" / "pipeline"
-    carried = {path.relative_to(code).as_posix() for path in code.rglob("*.py")}
-    assert carried == set(CARRIED_MODULES)
-
-
-def test_log_generator_needs_both_files(tmp_path):
-    with pytest.raises(PipelineError, match="model.keras not found"):
-        log_generator(tmp_path / "model.keras", tmp_path / "vocab.json", NAME)

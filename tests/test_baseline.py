@@ -9,11 +9,12 @@ from pipeline.core.config import EncodeParams
 from pipeline.corpus.encoded import EncodedData
 from pipeline.encode import encode_corpus
 from tests.support.corpora import TEXT
+from tests.support.params import committed
 
 
 @pytest.fixture(scope="module")
 def data() -> EncodedData:
-    params = EncodeParams(seq_len=20, stride=10, val_fraction=0.2, test_fraction=0.1)
+    params = committed(EncodeParams, seq_len=20, stride=10, val_fraction=0.2, test_fraction=0.1)
     return EncodedData(*encode_corpus(TEXT, params))
 
 

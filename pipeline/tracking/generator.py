@@ -34,6 +34,8 @@ CARRIED_MODULES = (
     "corpus/__init__.py",
     "corpus/vocabulary.py",
     "generation/__init__.py",
+    "generation/decoding.py",
+    "generation/requests.py",
     "generation/sampler.py",
     "generation/served.py",
     "lstm/__init__.py",

@@ -5,10 +5,11 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import BaseModel
 
 from pipeline.core.config import Params
 from pipeline.core.errors import ConfigError
-from pipeline.core.params import load_params, parse_params
+from pipeline.core.params import load_params, parse_params, schema_classes
 from pipeline.tracking.runs import flatten_params
 from tests.support.project import ROOT
 
@@ -26,10 +27,26 @@ def test_the_repository_params_file_is_valid():
     assert params.validate_.min_vocab <= params.validate_.max_vocab
 
 
-def test_no_extra_members_by_default(raw_params):
+def test_no_extra_members_in_the_committed_params():
     assert load_params(ROOT / "params.yaml").download.extra_members == []
-    del raw_params["download"]["extra_members"]
-    assert parse_params(raw_params).download.extra_members == []
+
+
+def schema_models(model: type[BaseModel] = Params) -> set[type[BaseModel]]:
+    found = {model}
+    for field in model.model_fields.values():
+        for inner in schema_classes(field.annotation):
+            found |= schema_models(inner)
+    return found
+
+
+def test_the_schema_holds_no_default_so_params_yaml_is_the_one_home_of_every_value():
+    defaults = sorted(
+        f"{model.__name__}.{name}"
+        for model in schema_models()
+        for name, field in model.model_fields.items()
+        if not field.is_required()
+    )
+    assert not defaults, f"defaults that would compete with params.yaml: {defaults}"
 
 
 def test_params_are_frozen(raw_params):
@@ -84,13 +101,20 @@ def test_temperature_must_be_positive(raw_params):
 
 def test_missing_section_is_named(raw_params):
     del raw_params["validate"]
-    with pytest.raises(ConfigError, match=r"params.yaml: validate: Field required"):
+    with pytest.raises(
+        ConfigError, match=r"params.yaml: validate: missing: every setting lives in params.yaml"
+    ):
         parse_params(raw_params)
 
 
 def test_source_kind_selects_the_schema(raw_params):
-    raw_params["download"]["sources"] = [{"name": "local", "kind": "file", "url": "x"}]
-    with pytest.raises(ConfigError, match=r"download\.sources\.0\.path: Field required"):
+    raw_params["download"]["sources"] = [
+        {"name": "local", "kind": "file", "sha256": None, "url": "x"}
+    ]
+    with pytest.raises(
+        ConfigError,
+        match=r"sources\.0\.path: missing: .*sources\.0\.url: unknown key \(known keys: name, kind",
+    ):
         parse_params(raw_params)
 
 

@@ -17,6 +17,7 @@ from pipeline.corpus.cleaning import (
     squeeze_blank_lines,
     strip_gutenberg,
 )
+from tests.support.params import committed
 
 GUTENBERG = (
     "The Project Gutenberg eBook of Macbeth\n"
@@ -55,7 +56,7 @@ def test_squeeze_blank_lines_limits_runs_and_trims():
 
 
 def test_clean_text_lowercases_and_reports_statistics():
-    text, stats = clean_text(GUTENBERG, CleanParams(lowercase=True))
+    text, stats = clean_text(GUTENBERG, committed(CleanParams, lowercase=True))
     assert text == "fair is foul.\n"
     assert stats.gutenberg_stripped
     assert stats.clean_chars == len(text)
@@ -64,26 +65,26 @@ def test_clean_text_lowercases_and_reports_statistics():
 
 def test_clean_text_does_not_change_its_input():
     raw = "A\r\nB"
-    clean_text(raw, CleanParams())
+    clean_text(raw, committed(CleanParams))
     assert raw == "A\r\nB"
 
 
 def test_clean_text_rejects_an_empty_corpus():
     with pytest.raises(PipelineError, match="empty after cleaning"):
-        clean_text("\n\n  \n", CleanParams())
+        clean_text("\n\n  \n", committed(CleanParams))
 
 
 def test_clean_text_refuses_a_text_that_normalisation_multiplies():
     raw = "fair is foul\n" + "\ufdfa" * 1000  # 1013 characters in, 18,013 after NFKC
     with pytest.raises(PipelineError, match="over clean.max_chars=5000 characters after Unicode"):
-        clean_text(raw, CleanParams(max_chars=5000))
-    text, _ = clean_text(raw, CleanParams(max_chars=20_000))
+        clean_text(raw, committed(CleanParams, max_chars=5000))
+    text, _ = clean_text(raw, committed(CleanParams, max_chars=20_000))
     assert len(text) > 18_000
 
 
 def test_the_extra_text_is_cleaned_by_the_corpus_rules():
     raw = "\ufeffHAMLET\r\n\r\n\r\n\u2018Tis   \nbitter cold\n"
-    params = CleanParams()
+    params = committed(CleanParams)
     assert (
         clean_extra_text(raw, params)
         == clean_text(raw, params)[0]
@@ -93,12 +94,12 @@ def test_the_extra_text_is_cleaned_by_the_corpus_rules():
 
 @pytest.mark.parametrize("raw", ["", "\n\n", "  \n"])
 def test_no_extra_text_stays_empty(raw):
-    assert clean_extra_text(raw, CleanParams()) == ""
+    assert clean_extra_text(raw, committed(CleanParams)) == ""
 
 
 def test_clean_max_chars_applies_to_the_extra_text_alone():
     with pytest.raises(PipelineError, match="^the extra text: .*over clean.max_chars=10 "):
-        clean_extra_text("to be or not to be\n", CleanParams(max_chars=10))
+        clean_extra_text("to be or not to be\n", committed(CleanParams, max_chars=10))
 
 
 CLEAN_PARAMS = st.builds(

@@ -12,6 +12,7 @@ from pipeline.core.errors import PipelineError
 from pipeline.corpus.encoded import WARMUP_CHARS, heldout_split, load_encoded
 from pipeline.encode import encode_corpus
 from tests.support.corpora import TEXT
+from tests.support.params import committed
 
 RERUN = "re-run `dvc repro encode`"
 
@@ -19,7 +20,7 @@ RERUN = "re-run `dvc repro encode`"
 @pytest.fixture
 def encoded(tmp_path):
     """data/encoded/ as the encode stage writes it, for the tiny corpus."""
-    params = EncodeParams(seq_len=20, stride=10, val_fraction=0.2, test_fraction=0.1)
+    params = committed(EncodeParams, seq_len=20, stride=10, val_fraction=0.2, test_fraction=0.1)
     vocabulary, train, val, test, spec = encode_corpus(TEXT, params)
     folder = tmp_path / "encoded"
     folder.mkdir()

@@ -8,15 +8,16 @@ import pytest
 
 from pipeline.core.config import TrainParams
 from pipeline.lstm import checkpoints, early_stopping, signals
+from tests.support.params import committed
 from tests.support.training import tiny_model
 
 
 def test_fingerprint_changes_with_anything_a_checkpoint_depends_on():
-    base = checkpoints.fingerprint(TrainParams(), "float32", "data1")
-    assert base == checkpoints.fingerprint(TrainParams(), "float32", "data1")
-    assert base != checkpoints.fingerprint(TrainParams(units=128), "float32", "data1")
-    assert base != checkpoints.fingerprint(TrainParams(), "mixed_float16", "data1")
-    assert base != checkpoints.fingerprint(TrainParams(), "float32", "data2")
+    base = checkpoints.fingerprint(committed(TrainParams), "float32", "data1")
+    assert base == checkpoints.fingerprint(committed(TrainParams), "float32", "data1")
+    assert base != checkpoints.fingerprint(committed(TrainParams, units=128), "float32", "data1")
+    assert base != checkpoints.fingerprint(committed(TrainParams), "mixed_float16", "data1")
+    assert base != checkpoints.fingerprint(committed(TrainParams), "float32", "data2")
 
 
 def test_a_checkpoint_restores_weights_optimizer_randomness_and_early_stopping(tmp_path):

@@ -17,13 +17,16 @@ from pipeline.lstm.datasets import (
     training_steps,
     validation_dataset,
 )
+from tests.support.params import committed
 
 TEXT = "When shall we three meet again\nIn thunder, lightning, or in rain?\n" * 20
 
 
 @pytest.fixture(scope="module")
 def data() -> EncodedData:
-    return EncodedData(*encode_corpus(TEXT, EncodeParams(seq_len=20, stride=10, val_fraction=0.2)))
+    return EncodedData(
+        *encode_corpus(TEXT, committed(EncodeParams, seq_len=20, stride=10, val_fraction=0.2))
+    )
 
 
 def test_count_steps_caps_and_never_returns_zero():
@@ -66,7 +69,9 @@ def test_steps_per_epoch_takes_the_start_of_each_epochs_permutation():
 def test_training_steps_counts_batches_without_building_the_stream(
     data, architecture, steps_per_epoch
 ):
-    params = TrainParams(architecture=architecture, batch_size=4, steps_per_epoch=steps_per_epoch)
+    params = committed(
+        TrainParams, architecture=architecture, batch_size=4, steps_per_epoch=steps_per_epoch
+    )
     length = len(data.train_ids)
     # tutorial: stride-1 windows of 50 + 1; sequence: windows of seq_len 20 + 1 every 10
     windows = length - 50 if architecture == "tutorial" else (length - 21) // 10 + 1
@@ -76,7 +81,7 @@ def test_training_steps_counts_batches_without_building_the_stream(
 
 
 def test_sequence_training_batches(data):
-    params = TrainParams(batch_size=4, steps_per_epoch=3)
+    params = committed(TrainParams, batch_size=4, steps_per_epoch=3)
     dataset, steps = training_dataset(data, params)
     assert steps == 3
     inputs, targets = next(iter(dataset))
@@ -86,7 +91,7 @@ def test_sequence_training_batches(data):
 
 
 def test_stateful_lanes_continue_row_by_row_and_a_resumed_stream_matches(data):
-    params = TrainParams(stateful=True, batch_size=4)
+    params = committed(TrainParams, stateful=True, batch_size=4)
     length = len(data.train_ids)
     lane = (length - 20) // 4
     _, steps = training_dataset(data, params)
@@ -110,11 +115,11 @@ def test_stateful_lanes_continue_row_by_row_and_a_resumed_stream_matches(data):
 
 def test_stateful_refuses_a_text_too_short_for_its_lanes(data):
     with pytest.raises(PipelineError, match="lower train.batch_size or set train.stateful: false"):
-        training_steps(data, TrainParams(stateful=True, batch_size=64))
+        training_steps(data, committed(TrainParams, stateful=True, batch_size=64))
 
 
 def test_tutorial_training_batches(data):
-    params = TrainParams(architecture="tutorial", batch_size=4)
+    params = committed(TrainParams, architecture="tutorial", batch_size=4)
     dataset, steps = training_dataset(data, params)
     assert steps == (len(data.train_ids) - 50) // 4  # stride-1 windows
     inputs, targets = next(iter(dataset))

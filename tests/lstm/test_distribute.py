@@ -42,6 +42,9 @@ TRAIN_PARAMS = {
     "units": 16,
     "layers": 1,
     "dropout": 0.0,
+    "embedding_dropout": 0.0,
+    "weight_decay": 0.0,
+    "average_from_best": False,
     "batch_size": 10,
     "epochs": 2,
     "clipnorm": 0.1,
@@ -63,24 +66,25 @@ if os.environ.get("SPLIT_CPU") == "1":  # must happen before TensorFlow initiali
 import keras
 import numpy as np
 
-from pipeline.lstm import checkpoints, distribute
 from pipeline.core.config import EncodeParams, TrainParams
-from pipeline.lstm.datasets import training_steps
 from pipeline.corpus.encoded import EncodedData
 from pipeline.encode import encode_corpus
-from pipeline.train import TrainingJob, create_model, fit_model
+from pipeline.lstm import checkpoints, distribute, early_stopping, signals
+from pipeline.lstm.datasets import training_steps
+from pipeline.lstm.fitting import TrainingJob, create_model, fit_model
+from tests.support.params import committed
 
-params = TrainParams(**json.loads(os.environ["TRAIN_PARAMS"]))
+params = committed(TrainParams, **json.loads(os.environ["TRAIN_PARAMS"]))
 strategy = distribute.create_strategy(params.distribution)
 keras.utils.set_random_seed(params.seed)
-encode = EncodeParams(seq_len=20, stride=10, val_fraction=0.2)
+encode = committed(EncodeParams, seq_len=20, stride=10, val_fraction=0.2)
 data = EncodedData(*encode_corpus(Path(os.environ["CORPUS"]).read_text(), encode))
 steps = training_steps(data, params)
 model, scorer = create_model(len(data.vocabulary), params, steps, strategy)
 out = Path(sys.argv[1])
-early_stopping = checkpoints.ResumableEarlyStopping(params.patience)
+stopping = early_stopping.ResumableEarlyStopping(params.patience)
 state = checkpoints.EpochCheckpoint(
-    out.with_suffix(".checkpoint"), early_stopping, "test", checkpoints.SignalGuard()
+    out.with_suffix(".checkpoint"), stopping, "test", signals.SignalGuard()
 )
 job = TrainingJob(params, model, scorer, data, strategy, resume=None, steps=steps)
 history = fit_model(job, state, [])

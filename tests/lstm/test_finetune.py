@@ -17,13 +17,14 @@ from pipeline.lstm.fitting import (
     fit_model,
     restore_training_state,
 )
+from tests.support.params import committed
 from tests.support.training import CORPUS, StepCounter, fitted_job
 
 
 @pytest.mark.parametrize("stateful", [False, True])
 def test_finetuning_trains_on_the_corpus_alone_and_appends_its_epochs(tmp_path, stateful):
     extra = "Double, double toil and trouble; fire burn and cauldron bubble.\n" * 60
-    params = TrainParams(
+    params = committed(TrainParams,
         batch_size=4, units=8, embedding_dim=4, layers=1, epochs=1, steps_per_epoch=3,
         stateful=stateful, finetune_epochs=2, finetune_learning_rate=0.01,
     )  # fmt: skip
@@ -50,7 +51,7 @@ def test_a_run_stopped_before_finetuning_ends_resumed_as_if_never_stopped(tmp_pa
     """Fine-tuning writes no checkpoint: a run stopped during it is re-run from the main run's
     last checkpoint (no main epoch left) and fine-tunes again, to the same weights."""
     extra = "Double, double toil and trouble; fire burn and cauldron bubble.\n" * 60
-    params = TrainParams(
+    params = committed(TrainParams,
         batch_size=4, units=8, embedding_dim=4, layers=1, epochs=2, steps_per_epoch=3,
         dropout=0.2, finetune_epochs=2, finetune_learning_rate=0.01,
     )  # fmt: skip
@@ -79,8 +80,8 @@ def test_a_run_stopped_before_finetuning_ends_resumed_as_if_never_stopped(tmp_pa
 
 
 def test_finetuning_without_extra_text_is_refused_before_training():
-    encode = EncodeParams(seq_len=20, stride=10, val_fraction=0.2)
+    encode = committed(EncodeParams, seq_len=20, stride=10, val_fraction=0.2)
     data = EncodedData(*encode_corpus(CORPUS, encode))
-    check_finetune(TrainParams(finetune_epochs=0), data)
+    check_finetune(committed(TrainParams, finetune_epochs=0), data)
     with pytest.raises(PipelineError, match=r"there is none .*set train.finetune_epochs: 0"):
-        check_finetune(TrainParams(finetune_epochs=2), data)
+        check_finetune(committed(TrainParams, finetune_epochs=2), data)

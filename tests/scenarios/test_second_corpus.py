@@ -16,6 +16,7 @@ from pipeline.core.params import load_params
 from pipeline.corpus.cleaning import clean_text
 from tests.support.corpora import CORPUS
 from tests.support.package_index import TOP, build_sdist, project_page
+from tests.support.params import committed
 from tests.support.project import Project, clean_environment
 from tests.support.refusals import STAGES
 from tests.support.servers import reply, serve
@@ -115,7 +116,9 @@ def test_a_play_from_a_local_file_with_a_gutenberg_wrapper(tmp_path: Path) -> No
     elsewhere = tmp_path / "books" / "hamlet.txt"  # outside the project, by absolute path
     elsewhere.parent.mkdir()
     elsewhere.write_bytes(GUTENBERG_HAMLET)
-    hamlet_params(project, {"name": "my-copy", "kind": "file", "path": str(elsewhere)})
+    hamlet_params(
+        project, {"name": "my-copy", "kind": "file", "sha256": None, "path": str(elsewhere)}
+    )
     project.run_ok(*STAGES)
 
     record = json.loads((project.root / "data/raw/source.json").read_text())
@@ -126,7 +129,9 @@ def test_a_play_from_a_local_file_with_a_gutenberg_wrapper(tmp_path: Path) -> No
     )
     assert record["sha256"] == hashlib.sha256(GUTENBERG_HAMLET).hexdigest()
     clean = (project.root / "data/clean/corpus.txt").read_text()
-    expected, stats = clean_text(GUTENBERG_HAMLET.decode(), CleanParams(**project.params["clean"]))
+    expected, stats = clean_text(
+        GUTENBERG_HAMLET.decode(), committed(CleanParams, **project.params["clean"])
+    )
     assert clean == expected
     assert stats.gutenberg_stripped
     assert "gutenberg" not in clean and "licence" not in clean

@@ -14,6 +14,7 @@ from pipeline.corpus.windows import WindowSpec
 from pipeline.lstm.builders import ModelShape, build_sequence_model
 from pipeline.lstm.optimizer import compile_model
 from pipeline.scoring.likelihood import CHUNK, continuous_loss, windowed_loss
+from tests.support.params import committed
 
 VOCAB = 7
 
@@ -23,7 +24,7 @@ def model() -> keras.Model:
     keras.utils.set_random_seed(3)
     shape = ModelShape(embedding_dim=4, units=8, layers=2, dropout=0.3, embedding_dropout=0.2)
     model = build_sequence_model(VOCAB, shape)
-    compile_model(model, TrainParams(), steps_per_epoch=1)  # evaluate() needs the loss
+    compile_model(model, committed(TrainParams), steps_per_epoch=1)  # evaluate() needs the loss
     return model
 
 

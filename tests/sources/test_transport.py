@@ -19,15 +19,15 @@ from pipeline.sources.transport import (
     fetch_http,
     open_session,
 )
+from tests.support.params import committed
 from tests.support.servers import reply, serve
 
 BODY = b"Fair is foul, and foul is fair\n" * 100
 
 
 def settings(**overrides: Any) -> DownloadParams:
-    source = {"name": "web", "kind": "http", "url": "http://127.0.0.1/"}
-    values = {"sources": [source], "retries": 0, "read_timeout_s": 5.0, **overrides}
-    return DownloadParams.model_validate(values)
+    source = {"name": "web", "kind": "http", "sha256": None, "url": "http://127.0.0.1/"}
+    return committed(DownloadParams, sources=[source], retries=0, read_timeout_s=5.0, **overrides)
 
 
 def test_a_deadline_runs_out() -> None:

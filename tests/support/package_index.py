@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import tarfile
@@ -16,9 +17,13 @@ TEXT_SHA256 = hashlib.sha256(TEXT).hexdigest()
 
 
 def build_sdist(members: dict[str, bytes]) -> bytes:
-    """A `.tar.gz` built in memory, like a real sdist."""
+    """A `.tar.gz` built in memory, like a real sdist; the same bytes in every process (a gzip
+    header's time is fixed), so test ids that show its digest agree across pytest-xdist workers."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+    with (
+        gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as compressed,
+        tarfile.open(fileobj=compressed, mode="w") as archive,
+    ):
         for name, data in members.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)

@@ -33,7 +33,9 @@ def tiny_params(**overrides: dict[str, Any]) -> dict[str, Any]:
     """
     with (ROOT / "params.yaml").open(encoding="utf-8") as stream:
         params: dict[str, Any] = yaml.safe_load(stream)
-    params["download"]["sources"] = [{"name": "local", "kind": "file", "path": SOURCE_NAME}]
+    params["download"]["sources"] = [
+        {"name": "local", "kind": "file", "sha256": None, "path": SOURCE_NAME}
+    ]
     params["validate"].update(min_chars=2000, min_vocab=10)
     params["encode"].update(seq_len=20, stride=10, val_fraction=0.2)
     params["train"].update(embedding_dim=8, units=16, layers=1, epochs=2, batch_size=16, patience=1)

@@ -12,13 +12,14 @@ from pipeline.encode import encode_corpus
 from pipeline.lstm import checkpoints, early_stopping, signals
 from pipeline.lstm.datasets import training_steps
 from pipeline.lstm.fitting import TrainingJob, create_model, fit_model
+from tests.support.params import committed
 
 CORPUS = "When shall we three meet again\nIn thunder, lightning, or in rain?\n" * 40
 
 
 def fitted_job(tmp_path: Path, params: TrainParams, extra: str = "") -> tuple[TrainingJob, dict]:
     """A job on a tiny corpus (and `extra` text) whose main run is done, and its history."""
-    encode = EncodeParams(seq_len=20, stride=10, val_fraction=0.2)
+    encode = committed(EncodeParams, seq_len=20, stride=10, val_fraction=0.2)
     data = EncodedData(*encode_corpus(CORPUS, encode, extra))
     steps = training_steps(data, params)
     strategy = tf.distribute.get_strategy()

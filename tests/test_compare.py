@@ -1,7 +1,6 @@
 """pipeline.compare against a real SQLite MLflow store holding two runs."""
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +11,7 @@ from mlflow.entities import Metric, Param
 
 from pipeline import compare
 from pipeline.core.errors import PipelineError
-from tests.support.project import ROOT, clean_environment, tiny_params
+from tests.support.project import ROOT, clean_environment, run_module, tiny_params
 
 OLDER, NEWER = 1_700_000_000_000, 1_700_000_600_000  # run start times, ms since the epoch
 
@@ -100,15 +99,7 @@ def test_format_runs_of_no_runs():
 
 def cli(args: list[str], cwd: Path, uri: str) -> subprocess.CompletedProcess:
     env = clean_environment(MLFLOW_TRACKING_URI=uri, PYTHONPATH=str(ROOT))
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.compare", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
+    return run_module("compare", *args, cwd=cwd, env=env, timeout=120)
 
 
 def test_cli_reads_the_experiment_from_params_yaml(store, tmp_path):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
@@ -46,7 +45,7 @@ from tests.support.package_index import (
     plays_sdist,
     project_page,
 )
-from tests.support.project import ROOT, clean_environment
+from tests.support.project import ROOT, clean_environment, run_module
 from tests.support.servers import Handler, LocalServer, reply, serve
 
 
@@ -406,15 +405,7 @@ def test_cli_fails_with_one_line_and_keeps_the_old_corpus(
     env = clean_environment(
         PYTHONPATH=str(ROOT), PIP_INDEX_URL=f"{download_server.url}/old/simple/"
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "pipeline.download"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_module("download", cwd=tmp_path, env=env, timeout=60)
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("download: error:")]
     assert len(errors) == 1, result.stderr
@@ -432,10 +423,7 @@ def test_cli_fails_with_one_line_and_keeps_the_old_corpus(
 def run_download(folder: Path, index: str) -> subprocess.CompletedProcess[str]:
     """`python -m pipeline.download` in `folder`, as a user with `PIP_INDEX_URL` set runs it."""
     env = clean_environment(PYTHONPATH=str(ROOT), PIP_INDEX_URL=index)
-    command = [sys.executable, "-m", "pipeline.download"]
-    return subprocess.run(
-        command, cwd=folder, env=env, capture_output=True, text=True, timeout=60, check=False
-    )
+    return run_module("download", cwd=folder, env=env, timeout=60)
 
 
 def test_the_stage_writes_the_other_plays_as_extra_text(

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.generator import VOCABULARY, save_tiny_model, write_vocabulary
-from tests.support.project import ROOT, clean_environment
+from tests.support.project import ROOT, clean_environment, run_module
 
 PROMPT = "bad cafe"
 SEEDED = ("--prompt", PROMPT, "--length", "40", "--temperature", "1.0")
@@ -41,15 +41,7 @@ def project(tmp_path_factory) -> Path:
 
 def generate(project: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
     env = clean_environment(PYTHONPATH=str(ROOT))
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.generate", *arguments],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
+    return run_module("generate", *arguments, cwd=project, env=env, timeout=120)
 
 
 @pytest.fixture(scope="module")

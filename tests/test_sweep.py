@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
 import pytest
@@ -12,7 +10,7 @@ from mlflow import MlflowClient
 
 from pipeline import sweep
 from pipeline.core.errors import ConfigError, PipelineError
-from tests.support.project import clean_environment, make_repo, run, tiny_params
+from tests.support.project import clean_environment, make_repo, run, run_module, tiny_params
 
 
 def sweep_file(text: str) -> sweep.SweepFile:
@@ -78,15 +76,7 @@ def test_a_two_point_sweep_lands_as_two_tagged_mlflow_runs(tmp_path):
     (repo / "sweeps" / "tiny2.yaml").write_text("grid:\n  train.units: [8, 12]\njobs: 2\n")
     run(["dvc", "repro", "baseline"], repo, env)  # shared data stages once, not in both workers
     started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "pipeline.sweep", "tiny2"],
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    result = run_module("sweep", "tiny2", cwd=repo, env=env, timeout=600)
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("Success") == 2, result.stdout
     client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
@@ -97,6 +87,7 @@ def test_a_two_point_sweep_lands_as_two_tagged_mlflow_runs(tmp_path):
     # Queued experiments land as whole runs: finished, with the test score evaluate logged.
     assert {r.info.status for r in runs} == {"FINISHED"}
     assert all("test.bits_per_char_continuous" in r.data.metrics for r in runs)
-    ranked = run([sys.executable, "-m", "pipeline.compare", "--sweep", "tiny2"], repo, env)
+    ranked = run_module("compare", "--sweep", "tiny2", cwd=repo, env=env)
+    assert ranked.returncode == 0, ranked.stderr
     assert "sweep 'tiny2', best validation.bits_per_char first" in ranked.stdout
     assert time.monotonic() - started < 600

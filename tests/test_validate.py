@@ -16,7 +16,7 @@ from pipeline.validate import (
     read_corpus,
     summarise_validation,
 )
-from tests.support.project import ROOT, attempt, copy_project, tiny_params
+from tests.support.project import ROOT, copy_project, run_module, tiny_params
 
 SCENE = (
     "first witch.\nwhen shall we three meet again\nin thunder, lightning, or in rain?\n\n"
@@ -112,7 +112,7 @@ def test_importing_the_stage_does_not_import_gx():
 
 
 def run_stage_in(project: Path) -> subprocess.CompletedProcess[str]:
-    return attempt([sys.executable, "-m", "pipeline.validate"], project, timeout=120)
+    return run_module("validate", cwd=project, timeout=120)
 
 
 @pytest.fixture

@@ -1,14 +1,12 @@
 """encode and train refuse a corpus that validation failed, also when run on their own."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from pipeline.core.errors import PipelineError
 from pipeline.quality.gate import failed_expectations, require_passed_validation
-from tests.support.project import Project, clean_environment
+from tests.support.project import Project, run_module
 from tests.support.refusals import error_line
 
 FAILED = {
@@ -55,15 +53,8 @@ def failed_project(tmp_path_factory) -> Project:
 @pytest.mark.parametrize("stage", ["encode", "train"])
 def test_a_stage_after_a_failed_validation_refuses_in_one_line(failed_project, stage):
     before = failed_project.snapshot()
-    result = subprocess.run(  # not Project.run: train imports TensorFlow first, which is slow
-        [sys.executable, "-m", f"pipeline.{stage}"],
-        cwd=failed_project.root,
-        env=clean_environment(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    # not Project.run: train imports TensorFlow first, which is slow
+    result = run_module(stage, cwd=failed_project.root, timeout=600)
     line = error_line(result, stage)
     assert "reports/validation.json says the corpus failed" in line
     assert "no HTML markup (lines.text)" in line

@@ -5,14 +5,13 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
 from pipeline.quality.report import MAX_VALUE_CHARS, render_report
-from tests.support.project import attempt, copy_project, tiny_params
+from tests.support.project import copy_project, run_module, tiny_params
 
 SCENE = (
     "first witch.\nwhen shall we three meet again\nin thunder, lightning, or in rain?\n\n"
@@ -102,7 +101,7 @@ def test_values_are_escaped_and_cut():
 
 
 def run_validate(project: Path) -> subprocess.CompletedProcess[str]:
-    return attempt([sys.executable, "-m", "pipeline.validate"], project, timeout=300)
+    return run_module("validate", cwd=project, timeout=300)
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,7 @@ from tests.support.project import (
     clean_environment,
     copy_project,
     init_repo,
+    run_module,
     tiny_params,
 )
 from tests.support.refusals import OUTPUTS, STAGES, check_refusal, error_line
@@ -193,7 +194,7 @@ def test_a_kill_between_the_renames_of_a_folder_is_repaired_by_the_next_write(
 def test_the_next_run_of_a_stage_removes_a_killed_writers_temporary_file(dvc_repo: Path) -> None:
     kill_when_ready(dvc_repo, HALF_WRITTEN_FILE, "writing")
     assert len(list(dvc_repo.glob("data/raw/.corpus.txt.*.tmp"))) == 1
-    result = run_in(dvc_repo, [sys.executable, "-m", "pipeline.download"])
+    result = run_module("download", cwd=dvc_repo, timeout=DVC_TIMEOUT_S)
     assert result.returncode == 0, result.stderr
     assert list(dvc_repo.glob("data/raw/.corpus.txt.*")) == []
     assert_up_to_date(dvc_repo)
@@ -370,7 +371,7 @@ def train_refused(project: Project, env: dict[str, str] | None = None) -> str:
     before = files()
     # Not `project.run`: train imports TensorFlow and builds the model before it opens the
     # store, which on a loaded 2-core machine can take longer than a data stage's time limit.
-    result = run_in(project.root, [sys.executable, "-m", "pipeline.train"], env)
+    result = run_module("train", cwd=project.root, env=env, timeout=DVC_TIMEOUT_S)
     line = error_line(result, "train")
     assert files() == before
     return line

@@ -17,7 +17,7 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.support.corpora import CORPUS
-from tests.support.project import Project, clean_environment, copy_project, tiny_params
+from tests.support.project import Project, clean_environment, copy_project, run_module, tiny_params
 
 CHECKPOINT_STATE = Path("models/.checkpoints/train/state.json")
 EPOCHS = 5
@@ -55,15 +55,7 @@ def environment() -> dict[str, str]:
 
 
 def train(repo: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.train"],
-        cwd=repo,
-        env=environment(),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
+    return run_module("train", cwd=repo, env=environment(), timeout=300)
 
 
 def runs(repo: Path) -> list:

@@ -87,6 +87,18 @@ def attempt(
         )
 
 
+def run_module(
+    module: str,
+    *arguments: str,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    timeout: float = 0,
+) -> subprocess.CompletedProcess[str]:
+    """`python -m pipeline.<module> ARGUMENTS` in `cwd`, as a user runs a stage or a command, with
+    this interpreter; returns what it did, whatever its exit status."""
+    return attempt([sys.executable, "-m", f"pipeline.{module}", *arguments], cwd, env, timeout)
+
+
 def run(
     command: list[str], cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:

@@ -3,15 +3,19 @@
 import logging
 import os
 
-# The project's own telemetry and log policy: telemetry off and TensorFlow's start-up notices
-# quiet, whatever the user's shell says and however a stage is started (`make`, a direct
-# `dvc repro`, a queued experiment): set before any stage imports MLflow, Great Expectations or
-# TensorFlow. An explicit value in the environment wins.
+# The project's own telemetry and log policy: telemetry off, no MLflow progress bars, and none of
+# TensorFlow's native log lines (level 3: not even its ERROR-level notices, such as oneDNN's
+# "supports DT_INT32 only on platforms with AVX-512", which are advice, not errors: a real error
+# still raises an exception), whatever the user's shell says and however a stage is started
+# (`make`, a direct `dvc repro`, a queued experiment): set before any stage imports MLflow, Great
+# Expectations or TensorFlow. An explicit value in the environment wins (TF_CPP_MIN_LOG_LEVEL=0
+# shows everything).
 for _name, _value in {
     "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
     "GX_ANALYTICS_ENABLED": "false",
     "DVC_NO_ANALYTICS": "true",
-    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "TF_CPP_MIN_LOG_LEVEL": "3",
 }.items():
     os.environ.setdefault(_name, _value)
 

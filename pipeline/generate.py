@@ -17,12 +17,9 @@ that names them.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
-import os
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 from pipeline.core.cli import run_stage
@@ -111,21 +108,6 @@ def download_registered(uri: str, destination: Path, vocab: Path) -> tuple[Path,
     return model, own_vocab or vocab
 
 
-@contextlib.contextmanager
-def native_stderr_silenced() -> Iterator[None]:
-    """TensorFlow's native libraries print start-up notices (oneDNN's) straight to file
-    descriptor 2 before any log level applies; this hides them while TensorFlow is imported."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def main(argv: list[str] | None = None) -> None:
     arguments = parse_arguments(argv)
     check_request(arguments)
@@ -140,10 +122,9 @@ def main(argv: list[str] | None = None) -> None:
 def generate(arguments: argparse.Namespace) -> None:
     """Stream (one sample) or print (several) continuations of the prompt."""
     # Imported late so that argument errors answer at once, without loading TensorFlow.
-    with native_stderr_silenced():
-        from pipeline.generation.decoding import SamplingSettings  # noqa: PLC0415
-        from pipeline.generation.sampler import make_sampler  # noqa: PLC0415
-        from pipeline.lstm.model import load_model  # noqa: PLC0415
+    from pipeline.generation.decoding import SamplingSettings  # noqa: PLC0415
+    from pipeline.generation.sampler import make_sampler  # noqa: PLC0415
+    from pipeline.lstm.model import load_model  # noqa: PLC0415
 
     settings = SamplingSettings(
         temperature=arguments.temperature,

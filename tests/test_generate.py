@@ -182,19 +182,19 @@ def registered(project):
     """The tiny model logged as a generator and registered in the project's default store."""
     import mlflow  # noqa: PLC0415
 
-    from pipeline import serving, tracking  # noqa: PLC0415
+    from pipeline.tracking import generator, registry  # noqa: PLC0415
 
     uri = f"sqlite:///{project / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
     try:
         with mlflow.start_run():
-            info = serving.log_generator(
+            info = generator.log_generator(
                 project / "models" / "model.keras",
                 project / "data" / "encoded" / "vocab.json",
                 "tiny-generator",
             )
         mlflow.MlflowClient().set_registered_model_alias(
-            "tiny-generator", tracking.CHAMPION, str(info.registered_model_version)
+            "tiny-generator", registry.CHAMPION, str(info.registered_model_version)
         )
     finally:
         mlflow.set_tracking_uri(None)  # back to the default resolution, not a pinned copy of it

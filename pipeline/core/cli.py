@@ -1,8 +1,9 @@
 """Shared command-line behaviour for the stage modules.
 
-`run_stage(main)` sets up logging and turns a `PipelineError` or an `OSError` (a missing input, a
-full disk, a refused permission) into one line on stderr and exit status 1. Set `CHARLSTM_DEBUG=1`
-to get the full traceback instead.
+`run_stage(main)` sets up logging, keeps TensorFlow's native log lines off stderr
+(`core/native_logs.py`) and turns a `PipelineError` or an `OSError` (a missing input, a full disk,
+a refused permission) into one line on stderr and exit status 1. Set `CHARLSTM_DEBUG=1` to get the
+full traceback and every native log line instead.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 from collections.abc import Callable
 
 from pipeline.core.errors import PipelineError
+from pipeline.core.native_logs import filtered_stderr
 
 log = logging.getLogger("pipeline")
 
@@ -22,6 +24,11 @@ def run_stage(name: str, main: Callable[[], None]) -> None:
         level=logging.INFO, format=f"%(asctime)s {name}: %(message)s", datefmt="%H:%M:%S"
     )
     debug = os.environ.get("CHARLSTM_DEBUG", "") not in ("", "0")
+    with filtered_stderr():
+        run_main(name, main, debug)
+
+
+def run_main(name: str, main: Callable[[], None], debug: bool) -> None:
     try:
         main()
     # OSError covers a missing input as well as a full disk (ENOSPC) or a file-size limit (EFBIG)

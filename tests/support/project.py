@@ -58,7 +58,7 @@ def clean_environment(**extra: str) -> dict[str, str]:
     """
     dropped = ("MLFLOW_", "DVC_", "CHARLSTM_", "PIP_INDEX_URL", "TF_CONFIG")
     env = {key: value for key, value in os.environ.items() if not key.startswith(dropped)}
-    env.update(TF_CPP_MIN_LOG_LEVEL="2", GX_ANALYTICS_ENABLED="false")
+    env.update(TF_CPP_MIN_LOG_LEVEL="3", GX_ANALYTICS_ENABLED="false")
     for role in ("AUTHOR", "COMMITTER"):
         env[f"GIT_{role}_NAME"], env[f"GIT_{role}_EMAIL"] = "test", "test@localhost"
     env.update(extra)

@@ -44,9 +44,12 @@ def filter_logits(logits: tf.Tensor, top_k: tf.Tensor, top_p: tf.Tensor) -> tf.T
     sorted_logits = tf.sort(logits, axis=-1, direction="DESCENDING")  # (batch, vocab)
     kth_value = tf.gather(sorted_logits, k - 1, axis=-1)[:, None]
     probabilities = tf.nn.softmax(sorted_logits, axis=-1)
-    # Keep a token while the mass of the tokens ranked above it is still below top_p.
+    # Keep a token while the mass of the tokens ranked above it is still below top_p; at 1.0
+    # keep every token: in float32 the mass before the unlikeliest ones rounds to 1.0 (logits
+    # [10, 0, -8, -9, -10] would keep 2 of 5), and 1.0 means no nucleus filtering.
     mass_before = tf.cumsum(probabilities, axis=-1, exclusive=True)
-    kept = tf.where(mass_before < top_p, sorted_logits, tf.fill(tf.shape(sorted_logits), np.inf))
+    inside = (mass_before < top_p) | (top_p >= 1.0)
+    kept = tf.where(inside, sorted_logits, tf.fill(tf.shape(sorted_logits), np.inf))
     nucleus_floor = tf.reduce_min(kept, axis=-1, keepdims=True)
     floor = tf.maximum(kth_value, nucleus_floor)
     return tf.where(logits >= floor, logits, tf.fill(tf.shape(logits), -np.inf))

@@ -171,3 +171,27 @@ def test_every_number_in_the_schema_has_an_upper_bound():
 
     walk(Params.model_json_schema(), "Params")
     assert not unbounded
+
+
+def test_the_fractions_may_not_add_up_to_the_whole_text(raw_params):
+    raw_params["encode"].update(val_fraction=0.5, test_fraction=0.5)
+    with pytest.raises(ConfigError, match="val_fraction \\+ test_fraction must leave some text"):
+        parse_params(raw_params)
+    raw_params["encode"].update(val_fraction=0.5, test_fraction=0.375)
+    assert parse_params(raw_params).encode.test_fraction == 0.375
+
+
+def test_min_chars_may_equal_max_chars_but_not_exceed_it(raw_params):
+    raw_params["validate"].update(min_chars=60_000, max_chars=60_000)
+    assert parse_params(raw_params).validate_.min_chars == 60_000
+    raw_params["validate"].update(min_chars=60_001)
+    with pytest.raises(ConfigError, match="min_chars must not exceed max_chars"):
+        parse_params(raw_params)
+
+
+def test_min_vocab_may_equal_max_vocab_but_not_exceed_it(raw_params):
+    raw_params["validate"].update(min_vocab=50, max_vocab=50)
+    assert parse_params(raw_params).validate_.max_vocab == 50
+    raw_params["validate"].update(min_vocab=51)
+    with pytest.raises(ConfigError, match="min_vocab must not exceed max_vocab"):
+        parse_params(raw_params)

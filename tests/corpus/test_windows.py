@@ -31,3 +31,11 @@ def test_split_refuses_a_corpus_shorter_than_a_window():
         split_ids(np.zeros(40, dtype=np.uint8), 0.05, 0.5, 5)
     with pytest.raises(PipelineError, match="test split has 2 characters"):
         split_ids(np.zeros(20, dtype=np.uint8), 0.5, 0.1, 5)
+
+
+def test_a_split_of_exactly_one_window_is_enough_and_one_less_is_refused():
+    # 100 ids, 0.1 + 0.1: validation and test get 10 characters each; seq_len 9 needs 10.
+    train, val, test = split_ids(np.arange(100, dtype=np.uint8), 0.1, 0.1, 9)
+    assert (len(train), len(val), len(test)) == (80, 10, 10)
+    with pytest.raises(PipelineError, match=r"validation split has 10 characters.*= 11\)"):
+        split_ids(np.arange(100, dtype=np.uint8), 0.1, 0.1, 10)

@@ -19,6 +19,21 @@ def test_filter_logits_top_k_and_top_p():
     assert np.isfinite(everything).all()
 
 
+def test_top_p_one_keeps_every_token_even_when_float32_rounds_the_mass_to_one():
+    logits = tf.constant([[10.0, 0.0, -8.0, -9.0, -10.0]])
+    assert np.isfinite(filter_logits(logits, tf.constant(0), tf.constant(1.0)).numpy()).all()
+
+
+def test_a_token_whose_preceding_mass_equals_top_p_is_left_out():
+    logits = tf.constant([[2.0, 1.0, 0.0]])
+    first = float(tf.nn.softmax(logits)[0, 0])  # the mass before the second token, as computed
+    kept = np.isfinite(filter_logits(logits, tf.constant(0), tf.constant(first)).numpy())
+    assert kept.tolist() == [[True, False, False]]
+    just_above = np.nextafter(np.float32(first), np.float32(1))
+    kept = np.isfinite(filter_logits(logits, tf.constant(0), tf.constant(just_above)).numpy())
+    assert kept.tolist() == [[True, True, False]]
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [

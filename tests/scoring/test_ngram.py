@@ -146,3 +146,10 @@ def test_orders_past_an_exact_uint64_code_are_refused():
     assert max_exact_order(42) == 11
     with pytest.raises(PipelineError, match="order 12 must be between 1 and 11"):
         fit_kneser_ney(np.zeros(100, dtype=np.uint8), 42, 12)
+
+
+def test_fitting_needs_more_training_characters_than_the_order():
+    with pytest.raises(PipelineError, match="3 training characters are too few for order 3"):
+        fit_kneser_ney(np.array([0, 1, 2]), vocab_size=3, order=3)
+    model = fit_kneser_ney(np.array([0, 1, 2, 0]), vocab_size=3, order=3)  # one more: it fits
+    assert model.order == 3

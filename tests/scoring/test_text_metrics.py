@@ -110,3 +110,27 @@ def test_jensen_shannon_is_the_same_to_the_bit_under_any_hash_seed():
         for seed in range(8)
     }
     assert len(results) == 1, results
+
+
+def test_sample_metrics_values_each_computed_by_hand():
+    """Two samples whose word unigrams, bigrams and trigrams all differ in their distinct share,
+    so a metric computed with the wrong n (or the wrong function) shows."""
+    samples = ["a b a b a", "a b c"]
+    metrics = sample_metrics(
+        samples,
+        training_text="a b a b a",
+        training_words={"a", "b"},
+        training_8grams={"a b a b "},
+        heldout_bigrams={"zz": 1.0},
+    )
+    assert metrics == {
+        "distinct_1": 3 / 8,  # a b a b a | a b c: 8 words, 3 distinct
+        "distinct_2": 3 / 6,  # ab ba ab ba | ab bc
+        "distinct_3": 3 / 4,  # aba bab aba | abc
+        "distinct_char_4": 5 / 8,  # 6 + 2 character 4-grams, 5 distinct
+        "known_word_share": 7 / 8,  # only "c" is not a training word
+        "longest_copied": 9.0,  # the first sample is the training text
+        "copied_8gram_share": 1 / 2,  # "a b a b " and " b a b a": the first is known
+        "repeated_4gram_share": 0.0,  # abab baba: no repeat; the second has no 4-gram
+        "bigram_js_divergence": 1.0,  # disjoint from the held-out bigrams
+    }

@@ -7,6 +7,7 @@ prints them newest first. Writes nothing.
     python -m pipeline.compare                          # last 10 runs of params.yaml's experiment
     python -m pipeline.compare --experiment tiny --last 3
     python -m pipeline.compare --sweep defaults         # one sweep's runs, best first
+    python -m pipeline.compare --wide                   # every column (wider than 120)
     make compare COMPARE_ARGS="--last 5"
 """
 
@@ -26,25 +27,22 @@ from pipeline.core.params import load_params
 from pipeline.core.urls import redact_url
 from pipeline.tracking.store import open_experiment, tracking_uri
 
-PARAM_COLUMNS = (
-    "train.architecture",
-    "train.units",
-    "train.layers",
-    "train.epochs",
-    "encode.seq_len",
-)
 # What a sweep is ranked by: validation, never test (test is for the chosen run only).
 RANK_METRIC = "validation.bits_per_char"
-METRIC_COLUMNS = (
-    RANK_METRIC,
-    "test.bits_per_char_continuous",
-    "baseline.test.bits_per_char_continuous",
-    "margin_bits_per_char",
-    "train_minutes",
-)
-# The evaluate stage logs sample metrics per temperature (sampling.greedy.distinct_2,
-# sampling.t0.80.distinct_2, ...): show this one for every temperature a run has.
+# The narrow table (it fits 120 columns): short header -> logged name.
+PARAMS = {"units": "train.units", "layers": "train.layers", "batch": "train.batch_size"}
+METRICS = {
+    "val_bpc": RANK_METRIC,  # train's best epoch
+    "test_bpc": "test.bpc",  # evaluate's, continuous
+    "ngram": "ngram_test_bpc",
+    "margin": "margin_bpc",
+    "minutes": "train_minutes",
+}
+# `--wide` adds these params, and a sample metric of the evaluate stage per temperature it logged
+# (sampling.greedy.distinct_2, sampling.t0.80.distinct_2, ...).
+WIDE_PARAMS = ("train.architecture", "train.epochs", "train.learning_rate", "encode.seq_len")
 SAMPLE_METRIC = "distinct_2"
+MAX_NAME = 24  # characters of a run name shown; MLflow's own names are shorter
 
 
 def positive_int(text: str) -> int:
@@ -66,6 +64,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--sweep", metavar="NAME", help=f"only the runs of one sweep, ranked by {RANK_METRIC}"
+    )
+    parser.add_argument(
+        "--wide", action="store_true", help="every column: run ids, more params, sample metrics"
     )
     return parser.parse_args(argv)
 
@@ -93,6 +94,7 @@ def runs_to_frame(runs: Sequence[Run]) -> pd.DataFrame:
     rows = [
         {
             "run_id": run.info.run_id,
+            "run_name": run.info.run_name or "",
             "start_time": pd.to_datetime(run.info.start_time, unit="ms", utc=True),
             "status": run.info.status,
             **{f"params.{name}": value for name, value in run.data.params.items()},
@@ -112,35 +114,38 @@ def column_or_missing(runs: pd.DataFrame, name: str) -> pd.Series:
     return pd.Series(float("nan"), index=runs.index, dtype=object)
 
 
-def select_columns(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per run: short id, start, status, commit, key params, key metrics."""
-    commit = column_or_missing(runs, "tags.git_commit").fillna("").str[:8]
+def select_columns(runs: pd.DataFrame, wide: bool = False) -> pd.DataFrame:
+    """One row per run: its name, start, status, commit, key params and metrics (`wide`: the
+    run id, more params and the sample metric per temperature too)."""
+    commit = column_or_missing(runs, "tags.git_commit").fillna("").str[:7]
     dirty = column_or_missing(runs, "tags.git_dirty").eq("true")
-    table = pd.DataFrame(
-        {
-            "run": runs["run_id"].str[:8],
-            "started_utc": runs["start_time"].dt.strftime("%Y-%m-%d %H:%M"),
-            "status": runs["status"],
-            "commit": commit.where(~dirty, commit + "+dirty"),
-        }
-    )
-    for name in PARAM_COLUMNS:
-        table[name] = column_or_missing(runs, f"params.{name}")
+    name = column_or_missing(runs, "run_name").fillna("").str[:MAX_NAME]
+    table = pd.DataFrame({"run": name})
+    if wide:
+        table["run_id"] = runs["run_id"]
+    table["started"] = runs["start_time"].dt.strftime("%m-%d %H:%M")
+    table["status"] = runs["status"]
+    table["commit"] = commit.where(~dirty, commit + "+")
+    params = PARAMS | ({name: name for name in WIDE_PARAMS} if wide else {})
+    for header, logged in params.items():
+        table[header] = column_or_missing(runs, f"params.{logged}")
     samples = sorted(
         column.removeprefix("metrics.")
         for column in runs.columns
         if column.startswith("metrics.sampling.") and column.endswith(f".{SAMPLE_METRIC}")
     )
-    for name in (*METRIC_COLUMNS, *samples):
-        table[name] = column_or_missing(runs, f"metrics.{name}")
+    metrics = METRICS | ({name: name for name in samples} if wide else {})
+    for header, logged in metrics.items():
+        table[header] = column_or_missing(runs, f"metrics.{logged}")
     return table
 
 
-def format_runs(runs: pd.DataFrame) -> str:
-    """A plain-text table of `select_columns(runs)`; `-` marks a value a run did not log."""
+def format_runs(runs: pd.DataFrame, wide: bool = False) -> str:
+    """A plain-text table of `select_columns(runs)`; `-` marks a value a run did not log, `+` a
+    commit with uncommitted changes."""
     if runs.empty:
         return "(no runs yet)"
-    table = select_columns(runs)
+    table = select_columns(runs, wide)
     return table.to_string(index=False, na_rep="-", float_format=lambda value: f"{value:.4f}")
 
 
@@ -155,7 +160,7 @@ def main() -> None:
     else:
         order = "newest first"
     sys.stdout.write(f"experiment '{experiment}' in {redact_url(uri)}, {order}:\n")
-    sys.stdout.write(format_runs(runs) + "\n")
+    sys.stdout.write(format_runs(runs, args.wide) + "\n")
 
 
 def rank_runs(runs: pd.DataFrame) -> pd.DataFrame:

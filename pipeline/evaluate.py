@@ -1,16 +1,18 @@
 """Stage 7, evaluate: test likelihood beside the n-gram baseline, plus metrics on generated text.
 
 Reads `models/model.keras`, `data/encoded/`, `reports/baseline.json` and the
-`evaluate` params; writes `reports/metrics.json` (a DVC metric), `reports/sampling.csv` (metrics
-against temperature, a `dvc plots` source) and `reports/samples.md` (every sample next to its
-prompt), and logs all of them into the MLflow run that the train stage opened.
+`evaluate` params; writes `reports/metrics.json` (the headline numbers, what `dvc metrics show`
+shows), `reports/sampling.csv` (the metrics of generated text against temperature, a `dvc plots`
+source) and `reports/samples.md` (every sample next to its prompt), and logs all of them into the
+MLflow run that the train stage opened.
 Run with `python -m pipeline.evaluate`.
 
-The test text is scored here and only here, under both protocols of `pipeline/scoring/likelihood.py`
-(continuous, the headline, and windowed), next to the validation text under the same two. The
-margin is the baseline's test bits per character minus the model's (continuous; positive means
-the LSTM is better). Sampling prompts come from the test text; novelty is measured against the
-training text.
+The test text is scored here and only here, under both protocols of `scoring/likelihood.py`
+(continuous, the headline, and windowed), next to the validation text under the same two:
+`metrics.json` holds bits per character as `test.bpc` (continuous), `test.bpc_windowed`, `val.bpc`,
+`val.bpc_windowed`, the n-gram's `ngram_test_bpc` (continuous) and `margin_bpc`, the n-gram's
+test bits per character minus the model's (positive means the LSTM is better). Sampling prompts
+come from the test text; novelty is measured against the training text.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import math
 from typing import Any
 
 import keras
@@ -51,29 +52,27 @@ from pipeline.tracking.plots import plot_history, plot_sampling
 log = logging.getLogger(__name__)
 
 GREEDY = 0.0
+NGRAM_KEYS = ("order", "validation", "test")  # what MLflow gets of baseline.json
 
 
 def heldout_metrics(
     model: keras.Model, data: EncodedData, split: str, batch_size: int
 ) -> dict[str, float]:
-    """Bits per character of a held-out split ("validation" or "test") under the windowed
-    protocol and, for the sequence model, the continuous one; perplexity of the headline.
+    """Bits per character of a held-out split ("validation" or "test"): `bpc` under the
+    continuous protocol (the sequence model only) and `bpc_windowed`.
 
     The tutorial model has no state to carry: its only protocol is its own sliding 50-character
     window (every character from position 50 on), reported as windowed."""
     ids, warmup = heldout_split(data, split)
-    windowed = windowed_loss(model, ids, data, batch_size)
-    metrics = {"bits_per_char_windowed": bits(windowed)}
-    headline = windowed
+    metrics = {"bpc_windowed": bits(windowed_loss(model, ids, data, batch_size))}
     if architecture_of(model) == "sequence":
-        headline = continuous_loss(model, ids, warmup)
-        metrics["bits_per_char_continuous"] = bits(headline)
-    return metrics | {"perplexity": math.exp(headline)}
+        metrics["bpc"] = bits(continuous_loss(model, ids, warmup))
+    return dict(sorted(metrics.items()))
 
 
 def headline_bits(metrics: dict[str, float]) -> float:
     """The continuous figure where there is one, else the windowed (the tutorial's protocol)."""
-    return metrics.get("bits_per_char_continuous", metrics["bits_per_char_windowed"])
+    return metrics.get("bpc", metrics["bpc_windowed"])
 
 
 def pick_prompts(text: str, count: int, length: int, seed: int) -> list[str]:
@@ -150,8 +149,8 @@ def evaluate_sampling(
 
 
 def flatten_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
-    """`{"test": {"bits_per_char_continuous": x}}` -> `{"test.bits_per_char_continuous": x}`:
-    the names MLflow shows are the paths of `metrics.json`, so both read the same."""
+    """`{"test": {"bpc": x}}` -> `{"test.bpc": x}`: the names MLflow shows are the paths of
+    `metrics.json` (and of `baseline.json` under `ngram.`), so both read the same."""
     flat: dict[str, float] = {}
     for key, value in metrics.items():
         name = f"{prefix}{key}"
@@ -162,13 +161,10 @@ def flatten_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, floa
     return flat
 
 
-def compare_with_baseline(test: dict[str, float], baseline: dict[str, Any]) -> dict[str, Any]:
-    """The baseline's numbers, and the margin in bits per character on test (continuous)."""
-    margin = baseline["test"]["bits_per_char_continuous"] - headline_bits(test)
-    return {
-        "baseline": {key: baseline[key] for key in ("order", "validation", "test")},
-        "margin_bits_per_char": margin,
-    }
+def compare_with_baseline(test: dict[str, float], baseline: dict[str, Any]) -> dict[str, float]:
+    """The n-gram's test bits per character and the margin over it (continuous)."""
+    ngram = baseline["test"]["bits_per_char_continuous"]
+    return {"ngram_test_bpc": ngram, "margin_bpc": ngram - headline_bits(test)}
 
 
 def main() -> None:
@@ -178,28 +174,31 @@ def main() -> None:
     batch = params.train.batch_size
     validation = heldout_metrics(model, data, "validation", batch)
     test = heldout_metrics(model, data, "test", batch)
-    comparison = compare_with_baseline(test, files.read_json(BASELINE_PATH))
+    baseline = files.read_json(BASELINE_PATH)
+    comparison = compare_with_baseline(test, baseline)
     log.info(
         "test: %.4f bits per character; n-gram baseline %.4f; margin %+.4f",
         headline_bits(test),
-        comparison["baseline"]["test"]["bits_per_char_continuous"],
-        comparison["margin_bits_per_char"],
+        comparison["ngram_test_bpc"],
+        comparison["margin_bpc"],
     )
     sampler = make_sampler(model, data.vocabulary)
     prompts, samples, rows = evaluate_sampling(sampler, data, params.evaluate)
 
-    metrics = {
-        "test": test,
-        "validation": validation,
-        **comparison,
-        "sampling": {temperature_label(t): row for t, row in rows.items()},
-    }
+    metrics = {"test": test, "val": validation, **comparison}
+    sampling = {temperature_label(t): row for t, row in rows.items()}
     files.write_json(METRICS_PATH, metrics)
     files.write_text(SAMPLING_PATH, sampling_csv(rows))
     files.write_text(SAMPLES_PATH, render_samples(samples, prompts))
 
     with tracking.resume_recorded_run(MODEL_PATH, params.mlflow.experiment):
-        tracking.log_final_metrics(flatten_metrics(metrics))
+        tracking.log_final_metrics(
+            flatten_metrics(metrics)
+            | flatten_metrics(
+                {key: baseline[key] for key in ("order", "validation", "test")}, "ngram."
+            )
+            | flatten_metrics(sampling, "sampling.")
+        )
         for path in (METRICS_PATH, SAMPLING_PATH, SAMPLES_PATH, BASELINE_PATH):
             mlflow.log_artifact(str(path), artifact_path="evaluation")
         mlflow.log_figure(plot_sampling(rows), "plots/sampling_by_temperature.png")

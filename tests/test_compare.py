@@ -30,10 +30,12 @@ def store(tmp_path_factory) -> str:
     for start, units, bits, dirty, sweep in runs:
         tags = {"git_commit": f"{units:02d}" + "c" * 38, "git_dirty": dirty}
         tags |= {"sweep": sweep} if sweep else {}
-        run_id = client.create_run(experiment_id, start_time=start, tags=tags).info.run_id
+        name = f"1114-{start // 1000 % 1_000_000:06d}-{units:02d}cccc"  # as train names its runs
+        run = client.create_run(experiment_id, start_time=start, tags=tags, run_name=name)
+        run_id = run.info.run_id
         metrics = [
             Metric("validation.bits_per_char", bits, start, 0),
-            Metric("margin_bits_per_char", bits - 4, start, 0),
+            Metric("margin_bpc", bits - 4, start, 0),
         ]
         if units == 32:  # only the newer run sampled at t=0.8: the older one shows `-` there
             metrics.append(Metric("sampling.t0.80.distinct_2", 0.25, start, 0))
@@ -75,22 +77,31 @@ def test_fetch_runs_does_not_create_a_missing_store(tmp_path):
     assert not missing.exists()
 
 
-def test_format_runs_shows_params_and_metrics_per_run(store):
+def test_format_runs_shows_params_and_metrics_per_run_by_name(store):
     lines = compare.format_runs(compare.fetch_runs("tiny", 2, store)).splitlines()
     header, newer, older = lines
     header_words = (
-        "run started_utc status commit train.architecture train.units train.layers "
-        "train.epochs encode.seq_len validation.bits_per_char test.bits_per_char_continuous "
-        "baseline.test.bits_per_char_continuous margin_bits_per_char train_minutes "
-        "sampling.t0.80.distinct_2"
+        "run started status commit units layers batch val_bpc test_bpc ngram margin minutes"
     )
-    # 8-character run id, start time, status, commit, params, metrics; `-`: not logged.
-    newer_words = "2023-11-14 22:23 FINISHED 32cccccc+dirty - 32 - 2 20 3.8750 - - -0.1250 - 0.2500"
-    older_words = "2023-11-14 22:13 FINISHED 16cccccc - 16 - 2 20 3.5000 - - -0.5000 - -"
+    # name, start time, status, commit (`+`: uncommitted changes), params, metrics; `-`: not logged.
+    newer_words = "1114-000600-32cccc 11-14 22:23 FINISHED 32ccccc+ 32 - - 3.8750 - - -0.1250 -"
+    older_words = "1114-000000-16cccc 11-14 22:13 FINISHED 16ccccc 16 - - 3.5000 - - -0.5000 -"
     assert header.split() == header_words.split()
-    assert newer.split()[1:] == newer_words.split()
-    assert older.split()[1:] == older_words.split()
-    assert len(newer.split()[0]) == 8
+    assert newer.split() == newer_words.split()
+    assert older.split() == older_words.split()
+
+
+def test_the_table_fits_120_columns_and_the_wide_one_shows_everything(store):
+    runs = compare.fetch_runs("tiny", 10, store)
+    narrow = compare.format_runs(runs).splitlines()
+    assert max(map(len, narrow)) <= 120
+    wide = compare.format_runs(runs, wide=True).splitlines()
+    assert wide[0].split()[:2] == ["run", "run_id"]
+    assert "sampling.t0.80.distinct_2" in wide[0] and "train.epochs" in wide[0]
+    assert all(
+        row.split()[1] in {run.run_id for run in []} or len(row.split()[1]) == 32
+        for row in wide[1:]
+    )
 
 
 def test_format_runs_of_no_runs():
@@ -108,9 +119,9 @@ def test_cli_reads_the_experiment_from_params_yaml(store, tmp_path):
     assert result.returncode == 0, result.stderr
     title, header, newer, older = result.stdout.splitlines()
     assert title == f"experiment 'tiny' in {store}, newest first:"
-    assert "validation.bits_per_char" in header
-    assert "32cccccc+dirty" in newer and "3.8750" in newer
-    assert "16cccccc" in older and "3.5000" in older
+    assert "val_bpc" in header and max(map(len, result.stdout.splitlines())) <= 120
+    assert "32ccccc+" in newer and "3.8750" in newer
+    assert "16ccccc " in older and "3.5000" in older
 
 
 def test_cli_ranks_one_sweep(store, tmp_path):
@@ -119,7 +130,7 @@ def test_cli_ranks_one_sweep(store, tmp_path):
     assert result.returncode == 0, result.stderr
     title, _, best, worse = result.stdout.splitlines()
     assert title.endswith("sweep 's1', best validation.bits_per_char first:")
-    assert "16cccccc" in best and "32cccccc" in worse
+    assert best.startswith("1114-000000-16cccc") and worse.startswith("1114-000600-32cccc")
 
 
 def test_cli_names_an_unknown_experiment_in_one_line(store, tmp_path):

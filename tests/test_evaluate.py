@@ -66,19 +66,20 @@ def test_sampling_with_mismatched_prompts_is_an_error():
 
 
 def test_metric_names_are_the_paths_of_metrics_json():
-    flat = flatten_metrics({"test": {"bits_per_char_continuous": 2.0}, "margin": 1, "model": "x"})
-    assert flat == {"test.bits_per_char_continuous": 2.0, "margin": 1.0}
+    flat = flatten_metrics({"test": {"bpc": 2.0}, "margin_bpc": 1, "model": "x"})
+    assert flat == {"test.bpc": 2.0, "margin_bpc": 1.0}
+    assert flatten_metrics({"order": 6, "test": {"x": 1}}, "ngram.") == {
+        "ngram.order": 6.0,
+        "ngram.test.x": 1.0,
+    }
 
 
 def test_the_margin_is_baseline_minus_model_on_test_continuous():
-    comparison = compare_with_baseline(
-        {"bits_per_char_continuous": 2.0, "bits_per_char_windowed": 2.1}, BASELINE
-    )
-    assert math.isclose(comparison["margin_bits_per_char"], 0.25)
-    assert comparison["baseline"] == {k: BASELINE[k] for k in ("order", "validation", "test")}
+    comparison = compare_with_baseline({"bpc": 2.0, "bpc_windowed": 2.1}, BASELINE)
+    assert comparison == {"ngram_test_bpc": 2.25, "margin_bpc": 0.25}
 
 
 def test_the_tutorial_model_is_compared_by_its_own_window_protocol():
-    assert headline_bits({"bits_per_char_windowed": 3.0}) == 3.0
-    comparison = compare_with_baseline({"bits_per_char_windowed": 3.0}, BASELINE)
-    assert math.isclose(comparison["margin_bits_per_char"], -0.75)
+    assert headline_bits({"bpc_windowed": 3.0}) == 3.0
+    comparison = compare_with_baseline({"bpc_windowed": 3.0}, BASELINE)
+    assert math.isclose(comparison["margin_bpc"], -0.75)

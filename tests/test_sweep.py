@@ -86,7 +86,7 @@ def test_a_two_point_sweep_lands_as_two_tagged_mlflow_runs(tmp_path):
     assert all(r.data.metrics["validation.bits_per_char"] > 0 for r in runs)
     # Queued experiments land as whole runs: finished, with the test score evaluate logged.
     assert {r.info.status for r in runs} == {"FINISHED"}
-    assert all("test.bits_per_char_continuous" in r.data.metrics for r in runs)
+    assert all("test.bpc" in r.data.metrics for r in runs)
     ranked = run_module("compare", "--sweep", "tiny2", cwd=repo, env=env)
     assert ranked.returncode == 0, ranked.stderr
     assert "sweep 'tiny2', best validation.bits_per_char first" in ranked.stdout

@@ -75,7 +75,7 @@ def test_the_pipeline_logs_to_a_tracking_server(tmp_path, mlflow_server):
     params = {p["key"]: p["value"] for p in found["data"]["params"]}
     metrics = {m["key"]: m["value"] for m in found["data"]["metrics"]}
     assert params["train.units"] == "16"
-    assert metrics["test.bits_per_char_continuous"] > 0
+    assert metrics["test.bpc"] > 0
     model = rest(mlflow_server, "registered-models/get?name=tiny-model")["registered_model"]
     assert model["latest_versions"][0]["run_id"] == found["info"]["run_id"]
     artifacts = rest(mlflow_server, f"artifacts/list?run_id={found['info']['run_id']}")

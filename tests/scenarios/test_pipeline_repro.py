@@ -1,5 +1,6 @@
 """End to end: the real `dvc repro` in a temporary git repository, on a tiny corpus."""
 
+import csv
 import json
 from pathlib import Path
 
@@ -48,17 +49,18 @@ def test_every_output_exists(repo):
 def test_metrics_have_every_key(repo):
     path, _ = repo
     metrics = json.loads((path / "reports/metrics.json").read_text())
-    protocols = {"bits_per_char_continuous", "bits_per_char_windowed"}
-    for split in ("test", "validation"):
-        assert set(metrics[split]) == {*protocols, "perplexity"}
-        assert set(metrics["baseline"][split]) == protocols
+    assert set(metrics) == {"test", "val", "ngram_test_bpc", "margin_bpc"}
+    for split in ("test", "val"):
+        assert set(metrics[split]) == {"bpc", "bpc_windowed"}
         assert all(value > 0 for value in metrics[split].values())
-    baseline = metrics["baseline"]["test"]["bits_per_char_continuous"]
-    model = metrics["test"]["bits_per_char_continuous"]
-    assert metrics["margin_bits_per_char"] == pytest.approx(baseline - model)
-    assert set(metrics["sampling"]) == {"greedy", "t1.00"}
-    for row in metrics["sampling"].values():
-        assert {"distinct_2", "known_word_share", "longest_copied"} <= set(row)
+    baseline = json.loads((path / "reports/baseline.json").read_text())
+    assert metrics["ngram_test_bpc"] == baseline["test"]["bits_per_char_continuous"]
+    margin = metrics["ngram_test_bpc"] - metrics["test"]["bpc"]
+    assert metrics["margin_bpc"] == pytest.approx(margin)
+    with (path / "reports/sampling.csv").open() as stream:
+        rows = list(csv.DictReader(stream))
+    assert [row["temperature"] for row in rows] == ["0.0", "1.0"]  # greedy, then t1.00
+    assert {"distinct_2", "known_word_share", "longest_copied"} <= set(rows[0])
     samples = (path / "reports/samples.md").read_text()
     assert samples.count("### Sample") == 4  # 2 prompts x (greedy + t1.00)
 
@@ -73,9 +75,9 @@ def test_one_mlflow_run_holds_params_metrics_model_and_reports(repo):
     assert run.info.status == "FINISHED"
     assert run.data.params["train.units"] == "16"
     assert run.data.params["encode.seq_len"] == "20"
-    assert "test.bits_per_char_continuous" in run.data.metrics
-    assert "baseline.test.bits_per_char_continuous" in run.data.metrics
-    assert "margin_bits_per_char" in run.data.metrics
+    assert "test.bpc" in run.data.metrics and "val.bpc_windowed" in run.data.metrics
+    assert "ngram.test.bits_per_char_continuous" in run.data.metrics
+    assert "margin_bpc" in run.data.metrics
     assert "sampling.t1.00.distinct_2" in run.data.metrics
     assert len(run.data.tags["model_sha256"]) == 64  # how evaluate found this run
     assert "val_loss" in run.data.metrics

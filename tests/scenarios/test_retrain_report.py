@@ -58,7 +58,7 @@ def test_report_shows_the_changed_param_and_the_metrics(history):
     assert report.startswith(f"## Retraining report: workspace vs `{short}`\n")
     assert ["params.yaml", "train.epochs", "2", "3"] in table_rows(report, "Params")
     metrics = {row[1]: row for row in table_rows(report, "Metrics")}
-    path, _, before, after, change = metrics["test.bits_per_char_continuous"]
+    path, _, before, after, change = metrics["test.bpc"]
     assert path == "reports/metrics.json"
     assert float(before) > 0 and float(after) > 0
     assert float(change) == pytest.approx(float(after) - float(before), abs=2e-5)

@@ -1,4 +1,6 @@
-"""The README's code blocks, so that tests can run them as a reader would."""
+"""The code blocks of README.md and of the pages in docs/, so that tests can run them as a reader
+would: `doc_pages()` (the README first, then the pages by name), `page_blocks(page)` (every
+block with its section and marker) and `section_blocks(page, heading)` (one section's blocks)."""
 
 from __future__ import annotations
 
@@ -8,12 +10,24 @@ from dataclasses import dataclass
 from tests.support.project import ROOT
 
 
-def section_blocks(heading: str, language: str = "bash") -> list[str]:
-    """The ```{language} blocks of the README section whose heading is `heading` (any level),
+def doc_pages() -> list[str]:
+    """README.md, then every docs/*.md by name: the order in which the README test reads them."""
+    return [
+        "README.md",
+        *sorted(path.relative_to(ROOT).as_posix() for path in ROOT.glob("docs/*.md")),
+    ]
+
+
+def read_page(page: str) -> str:
+    return (ROOT / page).read_text(encoding="utf-8")
+
+
+def section_blocks(page: str, heading: str, language: str = "bash") -> list[str]:
+    """The ```{language} blocks of the section of `page` whose heading is `heading` (any level),
     up to the next heading of the same or a higher level, in order."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    text = read_page(page)
     match = re.search(rf"^(#+) {re.escape(heading)}\n", text, flags=re.MULTILINE)
-    assert match, f"README.md has no section {heading!r}"
+    assert match, f"{page} has no section {heading!r}"
     level = len(match.group(1))
     rest = text[match.end() :]
     end = re.search(rf"^#{{1,{level}}} ", rest, flags=re.MULTILINE)
@@ -30,8 +44,9 @@ MARKER = re.compile(r"^<!-- readme-test: (?P<directive>.*?) -->$")
 
 @dataclass(frozen=True)
 class Block:
-    """One fenced block of the README."""
+    """One fenced block of a page."""
 
+    page: str  # "README.md" or "docs/<name>.md"
     line: int  # 1-based line of its opening fence
     section: str  # the nearest heading above it
     language: str
@@ -40,10 +55,17 @@ class Block:
 
     @property
     def label(self) -> str:
-        return f"L{self.line}-{self.section}"
+        return f"{self.page}:L{self.line}-{self.section}"
 
 
-def readme_blocks(text: str, languages: tuple[str, ...] = ("bash", "python")) -> list[Block]:
+def page_blocks(page: str, languages: tuple[str, ...] = ("bash", "python")) -> list[Block]:
+    """Every fenced block of `page` in `languages`, in order, with its section and marker."""
+    return readme_blocks(read_page(page), languages, page)
+
+
+def readme_blocks(
+    text: str, languages: tuple[str, ...] = ("bash", "python"), page: str = "README.md"
+) -> list[Block]:
     """Every fenced block of `text` in `languages`, in order, with its section and marker."""
     blocks: list[Block] = []
     lines = text.splitlines()
@@ -61,7 +83,7 @@ def readme_blocks(text: str, languages: tuple[str, ...] = ("bash", "python")) ->
         if fence.group(1) in languages:
             code = "\n".join(lines[index + 1 : end]) + "\n"
             directive = marker.group("directive") if marker else ""
-            blocks.append(Block(index + 1, section, fence.group(1), code, directive))
+            blocks.append(Block(page, index + 1, section, fence.group(1), code, directive))
         index = end + 1
     return blocks
 

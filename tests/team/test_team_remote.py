@@ -2,7 +2,7 @@
 standing in for S3 or MinIO), configured by `make dvc-remote-s3` with credentials only in the
 environment.
 
-The two bash blocks of the README's "Working as a team" that configure the remote run here as
+The two bash blocks of docs/team.md that configure the remote run here as
 they are written, in a clone that pushes and in a fresh clone that pulls; only the endpoint's
 port differs.
 """
@@ -24,14 +24,15 @@ from tests.support.team import link_venv, make_clone, run_block
 # Whole `dvc repro` runs: minutes on 2 cores, more when other jobs share them.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
+PAGE = "docs/team.md"  # the page whose section this test runs
 SECTION = "Working as a team"
 README_ENDPOINT = "http://127.0.0.1:9000"
-BUCKET = "charlstm-team"  # the README's `URL=s3://charlstm-team/dvc`
+BUCKET = "charlstm-team"  # the page's `URL=s3://charlstm-team/dvc`
 
 
 def remote_blocks(endpoint: str) -> tuple[str, str]:
-    """(push block, pull block) of the README, pointed at `endpoint`."""
-    blocks = [b for b in section_blocks(SECTION) if b.startswith("make dvc-remote-s3 ")]
+    """(push block, pull block) of the page, pointed at `endpoint`."""
+    blocks = [b for b in section_blocks(PAGE, SECTION) if b.startswith("make dvc-remote-s3 ")]
     push, pull = (block.replace(README_ENDPOINT, endpoint) for block in blocks)
     assert "dvc push" in push and "dvc pull" in pull
     return push, pull
@@ -57,7 +58,7 @@ def store(endpoint: str, env: dict[str, str]) -> Any:
 @pytest.fixture
 def credentials(s3_endpoint) -> dict[str, str]:
     """A user's shell with S3 credentials exported (unique, to find any copy of them later),
-    and the README's bucket created in the store."""
+    and the page's bucket created in the store."""
     env = clean_environment(
         AWS_ACCESS_KEY_ID=f"AKIA{secrets.token_hex(8).upper()}",
         AWS_SECRET_ACCESS_KEY=secrets.token_urlsafe(30),

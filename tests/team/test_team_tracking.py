@@ -1,10 +1,10 @@
 """Team mode, tracking: the pipeline against `make tracking-server` (MLflow with basic auth,
 PostgreSQL, proxied artifacts), for real on 127.0.0.1.
 
-The `team_server` fixture starts the server with the README's own command, `make
+The `team_server` fixture starts the server with docs/team.md's own command, `make
 tracking-server`, and pastes the `export` lines it prints into bash; `reproduced` runs the
-README's "log to the server" block (section "Working as a team") in a temporary clone. Skipped
-only where PostgreSQL is not installed (.ci/run installs it).
+page's "log to the server" block in a temporary clone. Skipped only where PostgreSQL is not
+installed (.ci/run installs it).
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ from tests.support.team import TrackingServer, make_clone, run_block
 # Whole `dvc repro` runs: minutes on 2 cores, more when other jobs share them.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
+PAGE = "docs/team.md"  # the page whose section this test runs
 SECTION = "Working as a team"
-# What the README's blocks say, and what they stand for here.
+# What the page's blocks say, and what they stand for here.
 README_URL = "http://127.0.0.1:5000"
 README_PASSWORD_FILE = ".team/admin_password"
 MEMBER = ("bob", "bob-password-for-tests")  # a second user, with no grant on any experiment
@@ -38,7 +39,7 @@ MEMBER = ("bob", "bob-password-for-tests")  # a second user, with no grant on an
 
 def readme_block(server: TrackingServer, start: str) -> str:
     """The team section's bash block that starts with `start`, pointed at the session's server."""
-    (block,) = [block for block in section_blocks(SECTION) if block.startswith(start)]
+    (block,) = [block for block in section_blocks(PAGE, SECTION) if block.startswith(start)]
     return block.replace(README_URL, server.url).replace(
         README_PASSWORD_FILE, str(server.team_dir / "admin_password")
     )
@@ -46,7 +47,7 @@ def readme_block(server: TrackingServer, start: str) -> str:
 
 @pytest.fixture(scope="module")
 def reproduced(team_server, tmp_path_factory) -> tuple[Path, dict[str, Any]]:
-    """A clone whose `dvc repro` (the README's block) logged to the server; (clone, its run)."""
+    """A clone whose `dvc repro` (the page's block) logged to the server; (clone, its run)."""
     clone = make_clone(tmp_path_factory.mktemp("team") / "clone")
     run_block(readme_block(team_server, "export MLFLOW_TRACKING_URI"), clone, team_server.env())
     experiment = team_server.rest("experiments/get-by-name?experiment_name=tiny")["experiment"]
@@ -72,7 +73,7 @@ def test_the_server_runs_postgres_as_an_unprivileged_user(team_server):
 
 
 def test_the_readme_starts_the_server_with_the_command_this_session_ran(team_server):
-    assert section_blocks(SECTION)[0].split() == ["make", "tracking-server"]
+    assert section_blocks(PAGE, SECTION)[0].split() == ["make", "tracking-server"]
     assert team_server.url.startswith("http://127.0.0.1:")
 
 
@@ -127,7 +128,7 @@ def test_a_user_without_permission_on_the_experiment_is_refused(team_server, rep
         "/api/3.0/mlflow/users/permissions/grant",
         {"username": MEMBER[0], **grant, "permission": "EDIT"},
     )
-    assert http_status(create_run) == 200  # the README's way to let a teammate log there
+    assert http_status(create_run) == 200  # the page's way to let a teammate log there
     team_server.rest("/api/3.0/mlflow/users/permissions/revoke", {"username": MEMBER[0], **grant})
     result = run_train(clone, team_server.env(*MEMBER))
     line = error_line(result, "train")

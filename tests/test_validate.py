@@ -130,7 +130,8 @@ def test_cli_fails_on_markup_then_passes_once_the_corpus_is_fixed(project):
     assert failed.returncode == 1, failed.stderr
     assert (
         "validate: error: 2 of 7 expectations failed: no HTML markup (lines.text), "
-        "allowed characters (characters.character);"
+        "allowed characters (characters.character: 2 not in validate.allowed_chars, e.g. '<', "
+        "'>'; add them there or clean them out);"
     ) in failed.stderr
     assert "on lines.text (regex" in failed.stderr  # the logged line with the observed rows
     summary = json.loads((project / "reports" / "validation.json").read_text(encoding="utf-8"))

@@ -15,14 +15,15 @@ from collections.abc import Callable
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.native_logs import filtered_stderr
+from pipeline.core.urls import RedactingFormatter, redact_text
 
 log = logging.getLogger("pipeline")
 
 
 def run_stage(name: str, main: Callable[[], None]) -> None:
-    logging.basicConfig(
-        level=logging.INFO, format=f"%(asctime)s {name}: %(message)s", datefmt="%H:%M:%S"
-    )
+    handler = logging.StreamHandler()  # every log line loses the credentials of its URLs
+    handler.setFormatter(RedactingFormatter(f"%(asctime)s {name}: %(message)s", "%H:%M:%S"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     debug = os.environ.get("CHARLSTM_DEBUG", "") not in ("", "0")
     with filtered_stderr():
         run_main(name, main, debug)
@@ -39,7 +40,7 @@ def run_main(name: str, main: Callable[[], None], debug: bool) -> None:
         message = str(error).replace("\n", " ")
         if isinstance(error, OSError) and error.filename:
             message = f"{error.strerror}: {error.filename}"
-        sys.stderr.write(f"{name}: error: {message}\n")
+        sys.stderr.write(f"{name}: error: {redact_text(message)}\n")
         sys.exit(1)
     except KeyboardInterrupt:
         sys.stderr.write(f"{name}: interrupted\n")

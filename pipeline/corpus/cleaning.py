@@ -4,7 +4,9 @@ clean stage does the I/O."""
 
 from __future__ import annotations
 
+import functools
 import re
+import sys
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -64,12 +66,56 @@ def strip_gutenberg(text: str) -> tuple[str, bool]:
     return "\n".join(bodies), True
 
 
+@functools.cache
+def backward_combining() -> frozenset[str]:
+    """Starters that canonical composition may join to the character before them: the second
+    half of a two-character canonical decomposition, and the Hangul vowel and trailing jamo
+    (composed by rule, not by table). Computed once, from Python's own Unicode tables."""
+    seconds = {
+        chr(int(parts[1], 16))
+        for code in range(sys.maxunicode + 1)
+        if (decomposition := unicodedata.decomposition(chr(code)))
+        and not decomposition.startswith("<")
+        and len(parts := decomposition.split()) == 2
+    }
+    jamo = {chr(code) for code in [*range(0x1161, 0x1176), *range(0x11A8, 0x11C3)]}
+    return frozenset(seconds | jamo)
+
+
+def is_boundary(char: str) -> bool:
+    """Whether NFKC never reaches across a cut just before `char`: it starts with a starter
+    (combining class 0, also after compatibility decomposition) that composes with nothing
+    before it. Any ASCII character is one; so is U+FDFA."""
+    if char < "\x80":
+        return True
+    first = unicodedata.normalize("NFKD", char)[0]
+    return (
+        unicodedata.combining(char) == 0
+        and unicodedata.combining(first) == 0
+        and not {char, first} & backward_combining()
+    )
+
+
+def find_cut(text: str, start: int, size: int) -> int:
+    """Where a piece of `text` from `start` ends: after the first `\n` in the `size` characters
+    from `start + size`, else just before the first boundary from there on (`is_boundary`; in
+    practice the next character), else at the end (a text of combining marks alone)."""
+    end = start + size
+    if end >= len(text):
+        return len(text)
+    newline = text.find("\n", end, end + size)
+    if newline != -1:
+        return newline + 1
+    return next((i for i in range(end, len(text)) if is_boundary(text[i])), len(text))
+
+
 def split_after_lines(text: str, size: int) -> Iterator[str]:
-    """`text` in consecutive pieces of at least `size` characters, each ending after a `\\n`."""
+    """`text` in consecutive pieces of about `size` to `2 * size` characters that NFKC can
+    normalise one by one: each ends after a `\n`, or, in a line longer than that, just before a
+    character NFKC never joins to what precedes it (`is_boundary`)."""
     start = 0
     while start < len(text):
-        end = text.find("\n", start + size)
-        end = len(text) if end == -1 else end + 1
+        end = find_cut(text, start, size)
         yield text[start:end]
         start = end
 
@@ -87,7 +133,9 @@ def normalise_text(text: str, max_chars: int | None = None) -> str:
     """Unify line endings to `\\n`, drop BOMs, apply NFKC and fold typographic punctuation.
 
     Raises `PipelineError` as soon as the normalised text passes `max_chars`. NFKC never joins
-    characters across a line break, so normalising line-aligned pieces gives the same text.
+    characters across a line break or a boundary (`is_boundary`), so normalising pieces cut
+    there gives the same text, and a text without line breaks costs no more memory than one
+    with them.
     """
     # A byte-order mark anywhere (files joined end to end carry one each) is an artefact, not text.
     text = text.replace("\ufeff", "").replace("\r\n", "\n").replace("\r", "\n")

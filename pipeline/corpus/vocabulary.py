@@ -7,11 +7,11 @@ line that says which stage to re-run.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
+from pipeline.core.bounded import BoundsError, read_json
 from pipeline.core.errors import PipelineError
 from pipeline.core.paths import (
     VOCAB_PATH,
@@ -20,18 +20,27 @@ from pipeline.core.paths import (
 RERUN = "re-run `dvc repro encode`"
 
 
+# Ids are uint8 or uint16 (`encode_text`), so a vocabulary has at most 65,536 characters, and
+# its file at most about 1.2 MB even with every character escaped: a larger file is refused
+# unread, and a deeply nested one before it can overflow the parser's stack.
+MAX_VOCAB_SIZE = 2**16
+MAX_VOCAB_BYTES = 2 * 2**20
+
+
 def read_vocabulary(path: Path = VOCAB_PATH) -> list[str]:
     """The characters in id order, from `vocab.json`: a non-empty list of distinct characters."""
     try:
-        with path.open(encoding="utf-8") as stream:
-            chars = json.load(stream)["chars"]
+        chars = read_json(path, MAX_VOCAB_BYTES)["chars"]
     except FileNotFoundError:
-        raise PipelineError(f"{path}: not found; {RERUN} (or pass the right --vocab)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as error:
+        raise PipelineError(f"{path}: not found; {RERUN}") from None
+    except OSError as error:
+        raise PipelineError(f"{path}: not a vocabulary ({error.strerror}); {RERUN}") from None
+    except (BoundsError, KeyError, TypeError) as error:
         raise PipelineError(f"{path}: not a vocabulary ({error}); {RERUN}") from None
     if (
         not isinstance(chars, list)
         or not chars
+        or len(chars) > MAX_VOCAB_SIZE
         or not all(isinstance(c, str) and len(c) == 1 for c in chars)
         or len(set(chars)) != len(chars)
     ):

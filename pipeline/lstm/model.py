@@ -24,6 +24,7 @@ from typing import Any
 
 import keras
 
+from pipeline.core.bounded import BoundsError, check_zip_members, read_zip_json
 from pipeline.core.errors import PipelineError
 
 EMBEDDING = "embedding"
@@ -80,10 +81,34 @@ def renumber_shared_objects(config: Any) -> Any:
     return walk(config)
 
 
+# Caps on a `.keras` zip's members, by declared size, checked before Keras reads any: this
+# project's configs are a few kB and its weights a few MB (all of Shakespeare at 2 x 256 units:
+# 9 MB), so these leave room for far larger models while no member can decompress to gigabytes.
+MEMBER_CAPS = {"config.json": 16 * 2**20, "metadata.json": 2**20, "model.weights.h5": 2**30}
+OTHER_MEMBER_CAP = 16 * 2**20  # an asset
+MAX_MEMBERS = 64
+# What Keras raises for a file it cannot rebuild a model from: a damaged zip or HDF5 file, a
+# config naming a class no one registered (TypeError), weights that do not fit (ValueError).
+LOAD_ERRORS = (OSError, ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile)
+
+
+def check_model_file(path: Path) -> None:
+    """Refuse an oversized, damaged or deeply nested `.keras` file before Keras opens it."""
+    check_zip_members(path, MEMBER_CAPS, OTHER_MEMBER_CAP, MAX_MEMBERS)
+    read_zip_json(path, "config.json", MEMBER_CAPS["config.json"])
+
+
 def load_model(path: Path) -> keras.Model:
-    """Load a saved `.keras` model in safe mode (no arbitrary code from the file is run)."""
+    """Load a saved `.keras` model in safe mode (no arbitrary code from the file is run), its
+    members checked first (`check_model_file`); any problem is one `PipelineError` line."""
     try:
+        check_model_file(path)
         return keras.models.load_model(path, safe_mode=True)
-    except (OSError, ValueError, KeyError) as error:
-        message = f"{path}: cannot load the model ({error}); re-run `dvc repro -f train`"
-        raise PipelineError(message.replace("\n", " ")) from None
+    except BoundsError as error:
+        reason = f"not a loadable .keras file: {error}"
+    except RecursionError:  # Keras's deserialiser recurses on the config's nesting
+        reason = "its config is nested too deeply"
+    except LOAD_ERRORS as error:
+        reason = str(error)
+    message = f"{path}: cannot load the model ({reason}); re-run `dvc repro -f train`"
+    raise PipelineError(" ".join(message.split())[:1000])

@@ -41,6 +41,7 @@ MARKUP_PATTERN = (
 # Project Gutenberg header, footer or licence text that the clean stage failed to strip.
 LICENCE_PATTERN = r"(?i)project[ \t]+gutenberg|\*\*\*[ \t]*(?:start|end)[ \t]+of|gutenberg\.org"
 
+ALLOWED_CHARACTERS = "allowed characters"  # the notes of the `validate.allowed_chars` check
 ROW_LABELS = {"lines": "line"}  # tables whose row index means something to a reader
 MAX_EXAMPLES = 5
 MAX_EXAMPLE_CHARS = 60
@@ -67,6 +68,13 @@ class Outcome:
 
     @property
     def name(self) -> str:
+        if self.notes == ALLOWED_CHARACTERS and not self.success and self.unexpected_count:
+            # The fix is a setting or the text: say which setting, and what it lacks.
+            found = ", ".join(self.unexpected_examples)
+            return (
+                f"{self.notes} ({self.target}: {self.unexpected_count} not in "
+                f"validate.allowed_chars, e.g. {found}; add them there or clean them out)"
+            )
         return f"{self.notes} ({self.target})" if self.notes else f"{self.type} on {self.target}"
 
     def describe(self) -> str:
@@ -106,7 +114,7 @@ def build_corpus_suite(params: ValidateParams) -> dict[str, list[gxe.Expectation
         gxe.ExpectColumnValuesToBeInSet(
             column="character",
             value_set=sorted(set(params.allowed_chars)),
-            notes="allowed characters",
+            notes=ALLOWED_CHARACTERS,
         ),
         gxe.ExpectTableRowCountToBeBetween(
             min_value=params.min_vocab,

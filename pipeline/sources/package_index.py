@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import logging
 import re
 import subprocess
@@ -25,7 +24,9 @@ from pathlib import PurePosixPath
 
 import pypi_simple
 import requests
+from pypi_simple import UnsupportedRepoVersionError as UnsupportedRepo
 
+from pipeline.core.bounded import parse_json
 from pipeline.core.config import DownloadParams, PackageIndexSource
 from pipeline.core.errors import DownloadError
 from pipeline.core.urls import redact_url
@@ -38,6 +39,8 @@ JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 # A real sdist has hundreds of members; past this many headers before the one wanted, the
 # archive is not the package it claims to be (100,000 empty members cost seconds and memory).
 MAX_MEMBERS_SCANNED = 50_000
+# A page's bad JSON (too deep: `parse_json`), schema or shape (`{"files": 5}`), too-deep HTML.
+PAGE_ERRORS = (ValueError, TypeError, KeyError, AttributeError, RecursionError, UnsupportedRepo)
 
 
 @dataclass(frozen=True)
@@ -83,11 +86,11 @@ def parse_project_page(page: Fetched, package: str) -> pypi_simple.ProjectPage:
     charset = re.search(r"charset=\"?([\w.:-]+)", parameters, re.IGNORECASE)
     try:
         if media_type == JSON_TYPE:
-            return pypi_simple.ProjectPage.from_json_data(json.loads(page.data), page.url)
+            return pypi_simple.ProjectPage.from_json_data(parse_json(page.data), page.url)
         if media_type in HTML_TYPES:
             encoding = charset.group(1) if charset else None
             return pypi_simple.ProjectPage.from_html(package, page.data, page.url, encoding)
-    except (ValueError, pypi_simple.UnsupportedRepoVersionError) as error:  # bad JSON or schema
+    except PAGE_ERRORS as error:
         raise DownloadError(f"unreadable project page for {package}: {error}") from None
     raise DownloadError(f"project page for {package} has unsupported type {media_type!r}")
 

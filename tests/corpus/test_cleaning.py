@@ -12,6 +12,7 @@ from pipeline.core.errors import PipelineError
 from pipeline.corpus.cleaning import (
     clean_extra_text,
     clean_text,
+    is_boundary,
     normalise_text,
     split_after_lines,
     squeeze_blank_lines,
@@ -135,12 +136,38 @@ def test_any_text_cleans_or_fails_with_pipeline_error(raw, params):
     assert stats.clean_chars == len(text)
 
 
-@settings(max_examples=200, deadline=None)
-@given(raw=TEXTS, size=st.integers(min_value=1, max_value=20))
-def test_normalising_line_aligned_pieces_equals_normalising_the_whole(raw, size):
+# Lines of any length: a long run without a line break is cut inside the line.
+LONG_LINES = st.lists(
+    PIECES | st.sampled_from(["\u1100\u1161\u11a8", "e\u0301\u0327"]), max_size=60
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=TEXTS | LONG_LINES, size=st.integers(min_value=1, max_value=20))
+def test_normalising_bounded_pieces_equals_normalising_the_whole(raw, size):
     text = raw.replace("\r", "\n")
     pieces = list(split_after_lines(text, size))
     assert "".join(pieces) == text
-    assert all(piece.endswith("\n") for piece in pieces[:-1])
+    # Each piece ends after a line break or before a boundary, and is bounded unless a line
+    # holds no boundary at all (only combining marks).
+    for piece, after in zip(pieces, pieces[1:], strict=False):
+        assert piece.endswith("\n") or is_boundary(after[0])
     whole = unicodedata.normalize("NFKC", text)
     assert "".join(unicodedata.normalize("NFKC", piece) for piece in pieces) == whole
+
+
+def test_a_long_line_is_cut_into_bounded_pieces():
+    text = "\ufdfa" * 1000 + "e\u0301" * 1000
+    pieces = list(split_after_lines(text, 100))
+    assert max(map(len, pieces)) <= 101
+    assert "".join(unicodedata.normalize("NFKC", piece) for piece in pieces) == (
+        unicodedata.normalize("NFKC", text)
+    )
+
+
+@pytest.mark.parametrize(
+    ("char", "boundary"),
+    [("a", True), ("\ufdfa", True), ("\u0301", False), ("\u1161", False), ("\u0bbe", False)],
+)
+def test_is_boundary_knows_what_composes_with_what_precedes_it(char, boundary):
+    assert is_boundary(char) is boundary

@@ -42,7 +42,53 @@ def test_load_encoded_reads_back_what_encode_wrote(encoded):
 def test_ids_beyond_the_vocabulary_are_refused(encoded):
     chars = json.loads((encoded / "vocab.json").read_text())["chars"]
     files.write_json(encoded / "vocab.json", {"chars": chars[:-1]})
-    with pytest.raises(PipelineError, match=f"ids and vocabulary disagree; {RERUN}"):
+    with pytest.raises(PipelineError, match=f"ids and vocabulary disagree .*; {RERUN}"):
+        load_encoded(encoded)
+
+
+def test_ids_outside_the_vocabulary_are_refused_wherever_loaded(encoded):
+    test_ids = files.load_array(encoded / "test_ids.npy")
+    files.save_array(encoded / "test_ids.npy", np.full(len(test_ids), -1, dtype=np.int64))
+    with pytest.raises(
+        PipelineError, match=r"ids from -1 to -1 are outside the vocabulary's 0\.\."
+    ):
+        load_encoded(encoded)
+
+
+@pytest.mark.parametrize(
+    ("ids", "match"),
+    [
+        (np.array([], dtype=np.uint8), "0 ids, but windows.json says"),
+        (np.array([np.nan, 1.0]), "ids must be a 1-D array of integers, got float64"),
+        (np.zeros((2, 3), dtype=np.uint8), "got uint8 of shape 2x3"),
+        (np.array([True, False]), "got bool"),
+    ],
+    ids=["empty", "nan-floats", "2-d", "bool"],
+)
+def test_ids_of_the_wrong_kind_are_refused(encoded, ids, match):
+    files.save_array(encoded / "val_ids.npy", ids)
+    with pytest.raises(PipelineError, match=f"val_ids.npy: .*{match}.*{RERUN}"):
+        load_encoded(encoded)
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (b"\xff\xfe{}", "not UTF-8 at byte 0"),
+        (b"[" * 30_000 + b"]" * 30_000, "nested deeper than"),
+        (b"[1, 2]", "argument after \\*\\* must be a mapping"),
+        (b'{"seq_len": 1}', "missing"),
+        (None, "seq_len must be a non-negative integer, got 'x'"),
+        (b"{" + b" " * 70_000 + b"}", "over the cap"),
+    ],
+    ids=["utf-16", "deep", "list", "missing-fields", "string-field", "huge"],
+)
+def test_a_bad_windows_json_is_one_line(encoded, content, match):
+    path = encoded / "windows.json"
+    if content is None:
+        content = json.dumps({**json.loads(path.read_text()), "seq_len": "x"}).encode()
+    path.write_bytes(content)
+    with pytest.raises(PipelineError, match=f"windows.json: .*{match}.*{RERUN}"):
         load_encoded(encoded)
 
 

@@ -5,9 +5,13 @@ read are made once per module.
 """
 
 import json
+import random
 import re
+import shutil
 import subprocess
 import sys
+import time
+import zipfile
 from functools import cache
 from pathlib import Path
 
@@ -15,6 +19,7 @@ import pytest
 
 from tests.support.generator import VOCABULARY, save_tiny_model, write_vocabulary
 from tests.support.project import ROOT, clean_environment, run_module
+from tests.support.servers import free_port
 
 PROMPT = "bad cafe"
 SEEDED = ("--prompt", PROMPT, "--length", "40", "--temperature", "1.0")
@@ -122,6 +127,82 @@ def test_a_corrupted_model_fails_with_one_line(tmp_path):
     assert result.stdout == ""
 
 
+def rewritten(model: Path, destination: Path, **members: bytes) -> Path:
+    """A copy of the `.keras` zip `model` with `members` (by name) replaced or added."""
+    with zipfile.ZipFile(model) as source, zipfile.ZipFile(destination, "w") as target:
+        for entry in source.infolist():
+            target.writestr(entry, members.pop(entry.filename, source.read(entry)))
+        for name, data in members.items():
+            target.writestr(zipfile.ZipInfo(name), data, zipfile.ZIP_DEFLATED)
+    return destination
+
+
+def flipped(model: Path, destination: Path) -> Path:
+    """A copy with bytes in the middle of the weights flipped (a bad disk, a bad copy)."""
+    data = bytearray(model.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 16] = bytes(byte ^ 0xFF for byte in data[middle : middle + 16])
+    destination.write_bytes(bytes(data))
+    return destination
+
+
+def unregistered_layer(model: Path, destination: Path) -> Path:
+    """A config naming a custom layer class that nothing registered."""
+    with zipfile.ZipFile(model) as source:
+        config = json.loads(source.read("config.json"))
+    layer = config["config"]["layers"][-1]
+    layer.update(module="my_project.layers", class_name="Attention2", registered_name="Custom>X")
+    return rewritten(model, destination, **{"config.json": json.dumps(config).encode()})
+
+
+def deep_config(model: Path, destination: Path) -> Path:
+    deep = b'{"a": ' * 200_000 + b"1" + b"}" * 200_000
+    return rewritten(model, destination, **{"config.json": deep})
+
+
+def huge_config(model: Path, destination: Path) -> Path:
+    """A config.json of 64 MiB (zip-compressed to 64 kB): over the 16 MiB cap, so never read."""
+    return rewritten(model, destination, **{"config.json": b" " * 64 * 2**20})
+
+
+DAMAGED_MODELS = {
+    "corrupted-bytes": (flipped, "member 'model.weights.h5' is damaged \\(bad CRC-32\\)"),
+    "unregistered-layer": (unregistered_layer, "Attention2"),
+    "deep-config": (deep_config, "nested deeper than 64 levels"),
+    "huge-config": (huge_config, "member 'config.json' is 67108864 bytes, over 16777216"),
+}
+
+
+@pytest.mark.parametrize("case", DAMAGED_MODELS)
+def test_a_damaged_model_file_fails_with_one_line(project, tmp_path, case):
+    damage, reason = DAMAGED_MODELS[case]
+    model = damage(project / "models" / "model.keras", tmp_path / "model.keras")
+    started = time.monotonic()
+    result = generate(project, "--prompt", "ab", "--model", str(model))
+    assert time.monotonic() - started < 60
+    assert result.returncode == 1 and result.stdout == ""
+    assert "Traceback" not in result.stderr
+    (line,) = error_lines(result.stderr)
+    assert re.fullmatch(f"generate: error: {model}: cannot load the model \\(.*{reason}.*", line)
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b'{"chars": ' + b"[" * 200_000 + b"]" * 200_000 + b"}", "nested deeper than 64 levels"),
+        (b'{"chars": ["a"], "pad": "' + b"x" * 3 * 2**20 + b'"}', "over the cap of 2097152"),
+    ],
+    ids=["deep", "huge"],
+)
+def test_a_hostile_vocabulary_fails_with_one_line(project, tmp_path, content, reason):
+    vocab = tmp_path / "vocab.json"
+    vocab.write_bytes(content)
+    result = generate(project, "--prompt", "ab", "--vocab", str(vocab))
+    assert result.returncode == 1 and result.stdout == ""
+    (line,) = error_lines(result.stderr)
+    assert "vocab.json: not a vocabulary (" in line and reason in line
+
+
 @pytest.mark.parametrize("chars", [VOCABULARY[:-1], [*VOCABULARY, "z"]], ids=["shorter", "longer"])
 def test_a_vocabulary_that_does_not_fit_the_model_fails_before_any_output(project, tmp_path, chars):
     vocab = tmp_path / "vocab.json"
@@ -207,6 +288,77 @@ def test_a_registered_generator_by_alias_gives_the_same_text_as_its_file(registe
     )
     assert from_registry.returncode == 0, from_registry.stderr
     assert from_registry.stdout == seeded(1).stdout
+
+
+def test_no_password_or_token_of_the_store_url_is_printed(project):
+    """MLflow's own reason text quotes the store's URL: it is redacted like the rest."""
+    port = free_port()
+    store = f"http://alice:s3cr3tPW@127.0.0.1:{port}/?token=t0k3n"
+    env = clean_environment(PYTHONPATH=str(ROOT), MLFLOW_TRACKING_URI=store)
+    arguments = ("--prompt", "ab", "--model", "models:/charlstm-macbeth-generator@champion")
+    result = run_module("generate", *arguments, cwd=project, env=env, timeout=120)
+    assert result.returncode == 1
+    (line,) = error_lines(result.stderr)
+    assert line.startswith("generate: error: cannot load models:/charlstm-macbeth-generator")
+    assert f"http://***@127.0.0.1:{port}/?token=***" in line
+    assert "s3cr3tPW" not in result.stderr + result.stdout
+    assert "t0k3n" not in result.stderr + result.stdout
+
+
+def truncated(store: Path) -> bytes:
+    return store.read_bytes()[: store.stat().st_size // 3]
+
+
+def random_bytes(store: Path) -> bytes:
+    return random.Random(0).randbytes(store.stat().st_size)
+
+
+@pytest.mark.parametrize("damage", [truncated, random_bytes], ids=["truncated", "random-bytes"])
+def test_a_damaged_store_on_the_registered_path_is_one_line(registered, tmp_path, damage):
+    (tmp_path / "mlflow.db").write_bytes(damage(registered / "mlflow.db"))
+    result = generate(tmp_path, "--prompt", "ab", "--model", "models:/tiny-generator@champion")
+    assert result.returncode == 1 and result.stdout == ""
+    assert "Traceback" not in result.stderr
+    (line,) = error_lines(result.stderr)
+    assert re.fullmatch(
+        r"generate: error: (MLflow tracking store sqlite:///.* is damaged \(.*\); move the file "
+        r"aside.*|cannot load models:/tiny-generator@champion from .*)",
+        line,
+    )
+
+
+# Another process holds an exclusive lock on the store (a long write): readers wait, then fail.
+HOLD_EXCLUSIVE_LOCK = """
+import sqlite3, sys, time
+holder = sqlite3.connect(sys.argv[1], isolation_level=None)
+holder.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_long_locked_store_on_the_registered_path_is_one_line(registered, tmp_path):
+    store = tmp_path / "mlflow.db"
+    shutil.copy(registered / "mlflow.db", store)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_EXCLUSIVE_LOCK, str(store)], stdout=subprocess.PIPE
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"locked\n"
+        env = clean_environment(
+            PYTHONPATH=str(ROOT), MLFLOW_TRACKING_URI=f"sqlite:///{store}?timeout=1"
+        )
+        started = time.monotonic()
+        arguments = ("--prompt", "ab", "--model", "models:/tiny-generator@champion")
+        result = run_module("generate", *arguments, cwd=tmp_path, env=env, timeout=120)
+        elapsed = time.monotonic() - started
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    assert result.returncode == 1 and result.stdout == ""
+    (line,) = error_lines(result.stderr)
+    assert "could not be used (database is locked)" in line
+    assert elapsed < 90  # the URI's 1 s SQLite timeout, not minutes of retries
 
 
 def test_no_notice_lands_between_the_prompt_and_the_text(project, seeded):

@@ -14,6 +14,7 @@ import hashlib
 import json
 import pickle
 import re
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,7 @@ from pipeline.download import fetch_source
 from tests.support.corpora import CORPUS
 from tests.support.package_index import SDIST_SHA256, project_page
 from tests.support.params import committed
-from tests.support.project import ROOT, Project, tiny_params
+from tests.support.project import ROOT, Project, run_module, tiny_params
 from tests.support.refusals import STAGES, check_refusal, error_line
 from tests.support.servers import reply, serve
 
@@ -484,3 +485,71 @@ def test_a_pickle_is_refused_even_with_a_npy_name(tmp_path: Path) -> None:
     with pytest.raises(PipelineError, match="not a plain numeric .npy array"):
         load_array(tmp_path / "ids.npy")
     assert not marker.exists()
+
+
+# --- encoded data out of range, of the wrong kind, or unreadable: refused by every reader -------
+
+
+def fill_test_ids_with(value: int) -> Callable[[Path], None]:
+    def damage(folder: Path) -> None:
+        length = len(np.load(folder / "test_ids.npy"))
+        np.save(folder / "test_ids.npy", np.full(length, value, dtype=np.int64))
+
+    return damage
+
+
+def empty_test_ids(folder: Path) -> None:
+    np.save(folder / "test_ids.npy", np.array([], dtype=np.uint8))
+
+
+def nan_float_ids(folder: Path) -> None:
+    ids = np.load(folder / "val_ids.npy").astype(np.float64)
+    ids[3] = np.nan
+    np.save(folder / "val_ids.npy", ids)
+
+
+def windows_not_utf8(folder: Path) -> None:
+    (folder / "windows.json").write_bytes((folder / "windows.json").read_bytes() + b"\xff")
+
+
+ENCODED_DAMAGE: dict[str, tuple[Callable[[Path], None], str]] = {
+    "minus-one-ids": (fill_test_ids_with(-1), "ids from -1 to -1 are outside the vocabulary"),
+    "ids-past-the-vocabulary": (fill_test_ids_with(250), "ids from 250 to 250 are outside"),
+    "empty-test-ids": (empty_test_ids, "test_ids.npy: 0 ids, but windows.json says"),
+    "nan-float-ids": (
+        nan_float_ids,
+        "val_ids.npy: ids must be a 1-D array of integers, got float64",
+    ),
+    "windows-not-utf8": (windows_not_utf8, "windows.json: unreadable (not UTF-8 at byte"),
+}
+
+
+@pytest.fixture(scope="module")
+def encoded_source(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """A project through encode, once for the module; each test works on a copy of it."""
+    project = Project.create(tmp_path_factory.mktemp("encoded"))
+    project.run_ok("download", "clean", "validate", "encode")
+    return project
+
+
+# Every case at baseline (no TensorFlow, fast); train and evaluate share its reader
+# (`load_encoded`), so two cases show they use it.
+READER_CASES = [("baseline", case) for case in ENCODED_DAMAGE] + [
+    (stage, case)
+    for stage in ("train", "evaluate")
+    for case in ("minus-one-ids", "windows-not-utf8")
+]
+
+
+@pytest.mark.parametrize(("stage", "case"), READER_CASES)
+def test_damaged_encoded_data_is_refused_by_every_reader(
+    encoded_source: Project, tmp_path: Path, stage: str, case: str
+) -> None:
+    shutil.copytree(encoded_source.root, tmp_path / "project")
+    project = Project(tmp_path / "project", encoded_source.params)
+    damage, reason = ENCODED_DAMAGE[case]
+    damage(project.root / "data/encoded")
+    before = project.snapshot()
+    line = error_line(run_module(stage, cwd=project.root, timeout=300), stage)
+    assert reason in line and "re-run `dvc repro encode`" in line, line
+    assert project.snapshot() == before  # no reports/baseline.json, no model, no metrics

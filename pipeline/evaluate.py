@@ -46,6 +46,7 @@ from pipeline.generation.sampler import Sampler, make_sampler
 from pipeline.lstm.model import architecture_of, load_model
 from pipeline.scoring.likelihood import bits, continuous_loss, windowed_loss
 from pipeline.scoring.text_metrics import bigram_distribution, ngrams, sample_metrics, words
+from pipeline.tracking import cards
 from pipeline.tracking import runs as tracking
 from pipeline.tracking.plots import plot_history, plot_sampling
 
@@ -53,6 +54,7 @@ log = logging.getLogger(__name__)
 
 GREEDY = 0.0
 NGRAM_KEYS = ("order", "validation", "test")  # what MLflow gets of baseline.json
+CARD_TEMPERATURE = 0.8  # the model card shows a sample at the temperature nearest this
 
 
 def heldout_metrics(
@@ -203,6 +205,11 @@ def main() -> None:
             mlflow.log_artifact(str(path), artifact_path="evaluation")
         mlflow.log_figure(plot_sampling(rows), "plots/sampling_by_temperature.png")
         mlflow.log_figure(plot_history(HISTORY_PATH), "plots/training_history.png")
+        card_temperature = min(
+            params.evaluate.temperatures, key=lambda t: abs(t - CARD_TEMPERATURE)
+        )
+        sample = (prompts[0], samples[card_temperature][0])
+        cards.publish_card(params, flatten_metrics(metrics), sample)
 
 
 if __name__ == "__main__":

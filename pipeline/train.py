@@ -31,8 +31,6 @@ import keras
 import mlflow
 import numpy as np
 import tensorflow as tf
-from mlflow.models import ModelSignature
-from mlflow.types import Schema, TensorSpec
 
 from pipeline.core import files, hashing
 from pipeline.core.cli import run_stage
@@ -61,21 +59,10 @@ from pipeline.lstm.fitting import (
 from pipeline.lstm.hardware import Hardware, detect_hardware
 from pipeline.lstm.model import save_model
 from pipeline.quality.gate import require_passed_validation
-from pipeline.tracking import registry
+from pipeline.tracking import models, registry
 from pipeline.tracking import runs as tracking
-from pipeline.tracking.generator import log_generator
 
 log = logging.getLogger(__name__)
-
-
-def model_signature(model: keras.Model) -> ModelSignature:
-    input_shape = (-1, *[-1 if d is None else d for d in model.input_shape[1:]])
-    output_shape = (-1, *[-1 if d is None else d for d in model.output_shape[1:]])
-    input_dtype = np.int32 if model.inputs[0].dtype == "int32" else np.float32
-    return ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(input_dtype), input_shape)]),
-        outputs=Schema([TensorSpec(np.dtype(np.float32), output_shape)]),
-    )
 
 
 def history_csv(history: dict[str, list[float]]) -> str:
@@ -91,7 +78,7 @@ def history_csv(history: dict[str, list[float]]) -> str:
 def log_summary(model: keras.Model, hardware: Hardware, strategy: tf.distribute.Strategy) -> None:
     lines: list[str] = []
     model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line))
-    log.info("%s", "\n".join(lines))
+    log.debug("%s", "\n".join(lines))  # CHARLSTM_DEBUG=1 shows it
     log.info(
         "%s: %d parameters on %s (%s), %s, %s",
         model.name,
@@ -120,22 +107,11 @@ def save_outputs(
     mlflow.log_artifact(str(HISTORY_PATH), artifact_path="plots")
     mlflow.log_artifacts(str(VALIDATION_DOCS_DIR), artifact_path="validation/docs")
     mlflow.log_artifact(str(VALIDATION_SUMMARY_PATH), artifact_path="validation")
-    keras_model = mlflow.keras.log_model(
-        model,
-        name="model",
-        signature=model_signature(model),
-        registered_model_name=params.mlflow.registered_model,
-    )
-    # The servable generator (model + vocabulary + sampler) for `mlflow models serve`.
-    generator = log_generator(MODEL_PATH, VOCAB_PATH, f"{params.mlflow.registered_model}-generator")
+    # The Keras model and the servable generator (model + vocabulary + sampler).
+    versions = models.log_models(params, model, MODEL_PATH, VOCAB_PATH)
     tracking.log_final_metrics(final)  # on the run and on both logged models
-    registry.promote_if_better(
-        {
-            params.mlflow.registered_model: str(keras_model.registered_model_version),
-            f"{params.mlflow.registered_model}-generator": str(generator.registered_model_version),
-        },
-        final[registry.SELECTION_METRIC],
-    )
+    if versions:
+        registry.promote_if_better(versions, final[registry.SELECTION_METRIC])
     tracking.record_run(MODEL_PATH)
     log.info(
         "best val_loss %.4f at epoch %d of %d",
@@ -169,7 +145,8 @@ def train_as_chief(
     model, resume = job.model, job.resume
     with tracking.training_run(params, tags) as run:
         state = checkpoint_state(run.info.run_id)
-        mlflow.log_metric("model.parameters", model.count_params())  # params: params.yaml's only
+        # A tag, not a metric: the compare view plots metrics; MLflow params are params.yaml's.
+        mlflow.set_tag("model_parameters", str(model.count_params()))
         if resume:
             log.info("resuming after epoch %d of run %s", resume.epoch, resume.run_id)
             tracking.log_history(resume.history)  # this run then holds the whole curve

@@ -19,9 +19,6 @@ from pipeline.generation.requests import (
     SIGNATURE,
 )
 
-ARTIFACT_NAME = "generator"
-
-
 # The modules the generator imports (served -> sampler -> lstm.model -> core.errors and
 # core.bounded, and served -> corpus.vocabulary -> core.paths), with their packages; the logged
 # model carries only these, as
@@ -76,8 +73,11 @@ def example_request(vocabulary: list[str]) -> tuple[pd.DataFrame, dict[str, Any]
     return pd.DataFrame({"prompt": [prompt]}), {"length": 20, "seed": 1}
 
 
-def log_generator(model_path: Path, vocab_path: Path, registered_model_name: str) -> ModelInfo:
-    """Log the generator into the active MLflow run as `generator` and register it.
+def log_generator(
+    model_path: Path, vocab_path: Path, registered_model_name: str, register: bool = True
+) -> ModelInfo:
+    """Log the generator into the active MLflow run, named `registered_model_name`, and register
+    it under that name (unless `register` is false).
 
     MLflow checks the logged model on its example request, so a model that cannot load or
     generate fails here, at training time, not when it is served."""
@@ -93,12 +93,12 @@ def log_generator(model_path: Path, vocab_path: Path, registered_model_name: str
         model_code = Path(temporary, "generator_model.py")
         model_code.write_text(MODEL_CODE, encoding="utf-8")
         return mlflow.pyfunc.log_model(
-            name=ARTIFACT_NAME,
+            name=registered_model_name,
             python_model=model_code,
             artifacts={"model": str(model_path), "vocab": str(vocab_path)},
             code_paths=[str(package)],
             signature=SIGNATURE,
             input_example=example_request(read_vocabulary(vocab_path)),
             pip_requirements=serving_requirements(),
-            registered_model_name=registered_model_name,
+            registered_model_name=registered_model_name if register else None,
         )

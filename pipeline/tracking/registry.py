@@ -16,14 +16,9 @@ log = logging.getLogger(__name__)
 
 
 PROMOTION_ATTEMPTS = 5  # set-and-read-back rounds against a concurrent promotion
-
-
 PROMOTION_SETTLE_S = 1.0
-
-
 CHAMPION = "champion"  # the registry alias that the README serves and loads
-
-
+MODEL_TAG = "model_sha256"  # on each registered version: the bytes it was logged from
 # What promotion compares (lower is better): train's best validation loss in bits per character.
 SELECTION_METRIC = "validation.bits_per_char"
 
@@ -86,3 +81,32 @@ def promote_if_better(versions: dict[str, str], value: float) -> dict[str, str]:
         tags["champion_decision"],
     )
     return tags
+
+
+def registered_version(name: str, digest: str) -> str | None:
+    """The version of registered model `name` logged from a model file of sha256 `digest`, if
+    any: an identical re-run (same inputs, same machine, same bytes) is not registered again."""
+    with store_errors(tracking_uri()):
+        versions = MlflowClient().search_model_versions(f"name = '{name}'")
+    found = [v.version for v in versions if v.tags.get(MODEL_TAG) == digest]
+    return str(min(found, key=int)) if found else None
+
+
+def tag_versions(versions: dict[str, str], tags: dict[str, str]) -> None:
+    """Set `tags` on each registered version ({registered model: version})."""
+    client = MlflowClient()
+    with store_errors(tracking_uri()):
+        for name, version in versions.items():
+            for key, value in tags.items():
+                client.set_model_version_tag(name, version, key, value)
+
+
+def record_duplicate(version: str) -> None:
+    """The run's champion decision when its model is already registered as `version`."""
+    mlflow.set_tags(
+        {
+            "champion_decision": f"identical to version {version}: not registered again",
+            "duplicate_of_version": version,
+        }
+    )
+    log.info("the model is byte for byte version %s: not registered again", version)

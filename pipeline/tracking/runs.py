@@ -55,12 +55,13 @@ def git_state() -> dict[str, str]:
 
 def default_run_name(environ: Mapping[str, str], commit: str, now: datetime) -> str:
     """The DVC experiment's name under `dvc exp run` (DVC passes it to every stage as
-    `DVC_EXP_NAME`), else `repro-<short commit>-<UTC time>`: unique and meaningful, where
-    MLflow's generated names repeat once training has seeded Python's `random`."""
+    `DVC_EXP_NAME`), else `<UTC month day>-<time>-<short commit>` (`1203-131640-5ed8a06`): short
+    and distinct from its first characters, where the MLflow UI cuts a long name, and unlike
+    MLflow's generated names, which repeat once training has seeded Python's `random`."""
     experiment = environ.get("DVC_EXP_NAME")
     if experiment:
         return experiment
-    return f"repro-{commit[:7]}-{now.astimezone(UTC):%Y%m%d-%H%M%S}"
+    return f"{now.astimezone(UTC):%m%d-%H%M%S}-{commit[:7]}"
 
 
 def dvc_tags(environ: Mapping[str, str]) -> dict[str, str]:

@@ -18,10 +18,10 @@ from tests.support.project import ROOT
 
 def test_default_run_name_is_the_dvc_experiment_else_commit_and_utc_time():
     later = datetime(2026, 1, 2, 4, 4, 5, tzinfo=timezone(timedelta(hours=1)))
-    assert tracking.default_run_name({}, "abcdef1234", later) == "repro-abcdef1-20260102-030405"
+    assert tracking.default_run_name({}, "abcdef1234", later) == "0102-030405-abcdef1"
     named = {"DVC_EXP_NAME": "lunar-moth"}
     assert tracking.default_run_name(named, "abcdef1234", datetime.now(UTC)) == "lunar-moth"
-    assert tracking.default_run_name({"DVC_EXP_NAME": ""}, "abcdef1", later).startswith("repro-")
+    assert tracking.default_run_name({"DVC_EXP_NAME": ""}, "abcdef1", later).startswith("0102-")
 
 
 def test_dvc_tags_only_under_dvc_exp_run():

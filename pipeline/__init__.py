@@ -19,6 +19,8 @@ for _name, _value in {
 }.items():
     os.environ.setdefault(_name, _value)
 
-# TensorFlow's Python notices ("WARNING:absl:...") go through absl's logger, named "absl";
-# errors still show.
-logging.getLogger("absl").setLevel(logging.ERROR)
+# TensorFlow's Python notices ("WARNING:absl:...") go through absl's logger, named "absl", and
+# urllib3 warns of every retry against an unreachable server before the one-line error that
+# follows; errors still show.
+for _logger in ("absl", "urllib3"):
+    logging.getLogger(_logger).setLevel(logging.ERROR)

@@ -25,7 +25,7 @@ from pipeline.core.cli import run_stage
 from pipeline.core.errors import PipelineError
 from pipeline.core.params import load_params
 from pipeline.core.urls import redact_url
-from pipeline.tracking.store import open_experiment, tracking_uri
+from pipeline.tracking.store import open_experiment, store_reads, tracking_uri
 
 # What a sweep is ranked by: validation, never test (test is for the chosen run only).
 RANK_METRIC = "validation.bits_per_char"
@@ -74,17 +74,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def fetch_runs(experiment: str, last: int, uri: str, sweep: str | None = None) -> pd.DataFrame:
     """The newest `last` runs of `experiment` (of one `sweep` only, if given), newest first, as
     a DataFrame (see runs_to_frame)."""
-    client, experiment_id = open_experiment(experiment, uri)
-    # MlflowClient rather than mlflow.search_runs: that one reads the global tracking URI, and
-    # setting it also exports MLFLOW_TRACKING_URI to the whole process.
     if sweep is not None and not re.fullmatch(r"[A-Za-z0-9_-]+", sweep):
         raise PipelineError(f"sweep name {sweep!r}: use letters, digits, '-' and '_'")
-    runs = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.sweep = '{sweep}'" if sweep else "",
-        max_results=last,
-        order_by=["attributes.start_time DESC"],
-    )
+    with store_reads(uri):
+        client, experiment_id = open_experiment(experiment, uri)
+        # MlflowClient rather than mlflow.search_runs: that one reads the global tracking URI,
+        # and setting it also exports MLFLOW_TRACKING_URI to the whole process.
+        runs = client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.sweep = '{sweep}'" if sweep else "",
+            max_results=last,
+            order_by=["attributes.start_time DESC"],
+        )
     return runs_to_frame(runs)
 
 

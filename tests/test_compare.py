@@ -12,6 +12,7 @@ from mlflow.entities import Metric, Param
 from pipeline import compare
 from pipeline.core.errors import PipelineError
 from tests.support.project import ROOT, clean_environment, run_module, tiny_params
+from tests.support.servers import free_port
 
 OLDER, NEWER = 1_700_000_000_000, 1_700_000_600_000  # run start times, ms since the epoch
 
@@ -139,3 +140,23 @@ def test_cli_names_an_unknown_experiment_in_one_line(store, tmp_path):
     assert result.stdout == ""
     assert result.stderr.splitlines()[-1].startswith("compare: error: no MLflow experiment 'nope'")
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("uri", "reason"),
+    [
+        ("http://alice:s3cr3tPW@127.0.0.1:{port}/?token=t0ken", "cannot be read"),
+        ("htp:/x", "cannot be read (Model registry functionality is unavailable"),
+        ("postgresql://alice:s3cr3tPW@127.0.0.1:{port}/db", "needs the Python module"),
+    ],
+    ids=["unreachable", "malformed", "no-driver"],
+)
+def test_a_store_that_cannot_be_read_is_one_line_without_secrets(tmp_path, uri, reason):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
+    result = cli([], tmp_path, uri.format(port=free_port()))  # nothing listens there
+    assert result.returncode == 1 and result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("compare: error: MLflow tracking store ")
+    assert reason in result.stderr
+    assert "s3cr3tPW" not in result.stderr and "t0ken" not in result.stderr
+    assert "MLFLOW_TRACKING_URI" in result.stderr

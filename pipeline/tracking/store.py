@@ -137,3 +137,29 @@ def open_experiment(experiment: str, uri: str) -> tuple[mlflow.MlflowClient, str
             "pass --experiment NAME or set MLFLOW_TRACKING_URI"
         )
     return client, found.experiment_id
+
+
+MAX_REASON_CHARS = 200  # of MLflow's own reason, which can quote a whole connection error
+
+
+@contextlib.contextmanager
+def store_reads(uri: str) -> Iterator[None]:
+    """Reading a store: `store_errors`, and also an unreachable server, a URI MLflow cannot use
+    or a database driver that is not installed, each as one line naming the redacted URI."""
+    where = redact_url(uri)
+    fix = "start it, fix MLFLOW_TRACKING_URI (http://host:port or sqlite:///file.db), or unset it"
+    try:
+        with store_errors(uri):
+            yield
+    except mlflow.exceptions.MlflowException as error:
+        reason = redact_text((error.message or type(error).__name__).strip().splitlines()[0])
+        if len(reason) > MAX_REASON_CHARS:
+            reason = reason[: MAX_REASON_CHARS - 3] + "..."
+        raise PipelineError(
+            f"MLflow tracking store {where} cannot be read ({reason}); {fix}"
+        ) from None
+    except ImportError as error:  # e.g. postgresql:// without the driver SQLAlchemy picks
+        raise PipelineError(
+            f"MLflow tracking store {where} needs the Python module '{error.name}', which is not "
+            f"installed; {fix}"
+        ) from None

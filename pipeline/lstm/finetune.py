@@ -19,6 +19,7 @@ from pipeline.lstm.fitting import (
     check_finite,
     make_datasets,
 )
+from pipeline.lstm.fused import fused_twin
 from pipeline.lstm.optimizer import compile_model
 
 log = logging.getLogger(__name__)
@@ -58,9 +59,9 @@ def finetune_model(
         }
     )
     own = dataclasses.replace(job.data, train_ids=job.data.train_ids[job.data.spec.extra_chars :])
-    model = job.trained_model()
     steps = training_steps(own, tuned)
     with job.strategy.scope():
+        model = fused_twin(job.trained_model())  # the plain model, or its fused twin on a CPU
         compile_model(model, tuned, steps)
         distribute.clip_summed_gradients(model.optimizer)
     finetuning = dataclasses.replace(

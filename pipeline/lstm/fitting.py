@@ -20,6 +20,7 @@ from pipeline.lstm.callbacks import StatefulValidation, TrainingProgress
 from pipeline.lstm.checkpoints import Checkpoint
 from pipeline.lstm.datasets import is_stateful, training_dataset
 from pipeline.lstm.datasets import validation_dataset as make_validation_dataset
+from pipeline.lstm.fused import fused_twin
 from pipeline.lstm.optimizer import compile_model, next_char_loss
 
 
@@ -28,8 +29,10 @@ def create_model(
 ) -> tuple[keras.Model, keras.Model]:
     """Build and compile under the strategy's scope, so every variable lives on every replica.
 
-    Returns the model to fit and the plain model that is validated and saved: the same one,
-    except under `train.stateful`, where the fitted twin keeps its LSTM state between batches.
+    Returns the model to fit and the plain model that is saved (and, under `train.stateful`,
+    validated): the same one, except where the fitted twin differs: under `train.stateful` it
+    keeps its LSTM state between batches, and on a CPU its LSTM layers are `fused.FusedLSTM`
+    (the same mathematics, faster).
     """
     stateful = is_stateful(params)
     if stateful and strategy.num_replicas_in_sync > 1:
@@ -38,12 +41,12 @@ def create_model(
             f"{strategy.num_replicas_in_sync} replicas set train.stateful: false"
         )
     with strategy.scope():
-        model = build_model(vocab_size, params, params.batch_size if stateful else 0)
+        built = build_model(vocab_size, params, params.batch_size if stateful else 0)
+        model = fused_twin(built)
         compile_model(model, params, steps_per_epoch)
         distribute.clip_summed_gradients(model.optimizer)
-        scorer = model
-        if stateful:
-            scorer = build_model(vocab_size, params)
+        scorer = build_model(vocab_size, params) if stateful else built
+        if scorer is not model:
             scorer.compile(loss=next_char_loss())  # only scored: no optimiser
     distribute.prepare_model(model, strategy)
     return model, scorer
@@ -55,7 +58,7 @@ class TrainingJob:
 
     settings: TrainParams
     model: keras.Model  # built and compiled under `strategy`
-    scorer: keras.Model  # validated and saved: `model`, or its plain twin under `train.stateful`
+    scorer: keras.Model  # saved: `model`, or its plain twin (stateful, or fused on a CPU)
     data: EncodedData
     strategy: tf.distribute.Strategy
     resume: Checkpoint | None  # the checkpoint to continue from, if any
@@ -107,7 +110,7 @@ def fit_model(
     train, val = make_datasets(job)
     progress = TrainingProgress(params.epochs, job.steps, first_epoch)  # one bar over the run
     validation: list[keras.callbacks.Callback] = []
-    if job.scorer is not job.model:  # stateful: validation runs on the plain twin, first
+    if is_stateful(params):  # validation runs on the plain twin, first
         validation, val = [StatefulValidation(job.scorer, val)], None
     callbacks = [
         *validation,

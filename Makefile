@@ -96,6 +96,13 @@ tracking-server: setup
 dvc-remote-s3:
 	scripts/dvc_remote_s3.sh
 
+# Serve a registered generator behind nginx (docs/serving.md), in the foreground, until Ctrl-C;
+# the model from MLFLOW_TRACKING_URI (default mlflow.db), values passed through the environment:
+#   make serve MODEL=models:/charlstm-macbeth-generator@champion     (SERVE_PORT, default 5001)
+.PHONY: serve
+serve: setup
+	MODEL="$$MODEL" scripts/serve.sh
+
 # Vega assets for `dvc plots show` offline (.dvc/plots-template.html loads them); needs npm.
 .PHONY: plots-assets
 plots-assets:

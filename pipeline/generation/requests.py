@@ -1,9 +1,13 @@
 """What a generation request may ask: its params schema and defaults, and the bounds on rows, prompt
-length, length and work, checked before any work."""
+length, length and work, checked before any work; and the work a server process takes on at once
+(`WorkInFlight`), so that a saturated server refuses at once instead of queueing for minutes."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -27,6 +31,13 @@ MAX_PROMPT_CHARS = 2_000
 # ~10,000 characters a second for one row and ~100,000 in a batch of 64 on two CPU cores, so the
 # biggest accepted request takes seconds to tens of seconds there; the deadline bounds the rest.
 MAX_WORK = 1_000_000
+
+
+# Work in flight in one server process: room for two of the biggest requests side by side (about
+# what two CPU cores keep busy) and for normal requests beside them. Requests past it are refused
+# at once with HTTP 503 (the proxy adds Retry-After); queueing them kept a normal request waiting
+# 14 to 48 s behind six big ones, all sharing the cores.
+MAX_WORK_IN_FLIGHT = 2 * MAX_WORK + 100_000
 
 
 # MLflow's scoring server answers 504 after MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT (60 s by
@@ -97,6 +108,40 @@ def budget_from_params(params: dict[str, Any] | None, server_budget: float) -> f
     return min(requested, server_budget) if requested > 0 else server_budget
 
 
+class ServerBusy(PipelineError):
+    """The server has as much work in flight as it takes on: retry later."""
+
+
+class WorkInFlight:
+    """The character steps that admitted requests of one process still have to do, bounded."""
+
+    def __init__(self, limit: int = MAX_WORK_IN_FLIGHT) -> None:
+        self.limit = limit
+        self.used = 0
+        self._lock = threading.Lock()  # MLflow's scoring server predicts in a thread pool
+
+    @contextlib.contextmanager
+    def admit(self, work: int) -> Iterator[None]:
+        """Hold `work` for the block, or raise `ServerBusy` at once when it does not fit."""
+        with self._lock:
+            if self.used + work > self.limit:
+                raise ServerBusy(
+                    f"the server is busy: {self.used} characters of work in flight, this request "
+                    f"asks for {work} more, at most {self.limit} at once: retry in a few seconds"
+                )
+            self.used += work
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.used -= work
+
+
+def request_work(prompts: list[str], length: int) -> int:
+    """rows x (longest prompt + length): the character steps a request costs."""
+    return len(prompts) * (max(map(len, prompts), default=0) + length)
+
+
 def check_work(prompts: list[str], length: int) -> None:
     """Refuse, before any work, a request bigger than the bounds in the module docstring."""
     if not 1 <= len(prompts) <= MAX_ROWS:
@@ -106,7 +151,7 @@ def check_work(prompts: list[str], length: int) -> None:
         raise PipelineError(
             f"a prompt has {longest} characters; at most {MAX_PROMPT_CHARS} are accepted"
         )
-    work = len(prompts) * (longest + length)
+    work = request_work(prompts, length)
     if work > MAX_WORK:
         raise PipelineError(
             f"the request asks for {len(prompts)} rows x ({longest} prompt + {length} generated) "

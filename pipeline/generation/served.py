@@ -20,7 +20,13 @@ Work per request is bounded: a prompt has at most `MAX_PROMPT_CHARS` characters,
 (longest prompt + length) is at most `MAX_WORK` character steps; a bigger request is refused with
 HTTP 400 before any work. Generation runs in chunks and stops at a deadline (`timeout_s`, at most
 `MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT` minus a margin), answering HTTP 504 with what was asked,
-so no request keeps a worker busy after MLflow has given up on it.
+so no request keeps a worker busy after MLflow has given up on it. Each process takes on at most
+`MAX_WORK_IN_FLIGHT` character steps at once; a request past that is refused at once with HTTP
+503, so a saturated server answers or refuses a normal request in well under a second.
+
+`make serve MODEL=...` (scripts/serve.sh) serves it behind nginx, which also refuses oversized,
+malformed or deeply nested bodies, a missing Content-Type and unknown params before MLflow parses
+anything, and adds Retry-After to each 503.
 """
 
 from __future__ import annotations
@@ -31,16 +37,19 @@ from typing import Any
 
 import pandas as pd
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import DEADLINE_EXCEEDED
+from mlflow.protos.databricks_pb2 import DEADLINE_EXCEEDED, TEMPORARILY_UNAVAILABLE
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
 from pipeline.core.errors import PipelineError
 from pipeline.corpus.vocabulary import read_vocabulary
 from pipeline.generation.decoding import SamplingSettings
 from pipeline.generation.requests import (
+    ServerBusy,
+    WorkInFlight,
     budget_from_params,
     check_work,
     prompts_from_input,
+    request_work,
     server_budget_s,
     settings_from_params,
 )
@@ -93,6 +102,7 @@ class TextGenerator(PythonModel):
 
     def __init__(self) -> None:
         self.sampler: Sampler | None = None
+        self.in_flight = WorkInFlight()
 
     def load_context(self, context: PythonModelContext) -> None:
         vocabulary = read_vocabulary(Path(context.artifacts["vocab"]))
@@ -111,7 +121,12 @@ class TextGenerator(PythonModel):
             prompts = prompts_from_input(model_input)
             length, settings = settings_from_params(params)
             budget = budget_from_params(params, server_budget_s())
-            texts = generate_texts(self.sampler, prompts, length, settings, budget)
+            check_work(prompts, length)  # a request over the bounds is a 400, never a 503
+            with self.in_flight.admit(request_work(prompts, length)):
+                texts = generate_texts(self.sampler, prompts, length, settings, budget)
+        except ServerBusy as error:
+            # TEMPORARILY_UNAVAILABLE reaches the HTTP client as a 503 with this message.
+            raise MlflowException(str(error), error_code=TEMPORARILY_UNAVAILABLE) from None
         except DeadlineExceeded as error:
             # DEADLINE_EXCEEDED reaches the HTTP client as a 504 with this message.
             raise MlflowException(str(error), error_code=DEADLINE_EXCEEDED) from None

@@ -181,17 +181,12 @@ def test_the_fractions_may_not_add_up_to_the_whole_text(raw_params):
     assert parse_params(raw_params).encode.test_fraction == 0.375
 
 
-def test_min_chars_may_equal_max_chars_but_not_exceed_it(raw_params):
-    raw_params["validate"].update(min_chars=60_000, max_chars=60_000)
-    assert parse_params(raw_params).validate_.min_chars == 60_000
-    raw_params["validate"].update(min_chars=60_001)
-    with pytest.raises(ConfigError, match="min_chars must not exceed max_chars"):
-        parse_params(raw_params)
-
-
-def test_min_vocab_may_equal_max_vocab_but_not_exceed_it(raw_params):
-    raw_params["validate"].update(min_vocab=50, max_vocab=50)
-    assert parse_params(raw_params).validate_.max_vocab == 50
-    raw_params["validate"].update(min_vocab=51)
-    with pytest.raises(ConfigError, match="min_vocab must not exceed max_vocab"):
+@pytest.mark.parametrize(
+    ("low", "high", "value"), [("min_chars", "max_chars", 60_000), ("min_vocab", "max_vocab", 50)]
+)
+def test_a_minimum_may_equal_its_maximum_but_not_exceed_it(raw_params, low, high, value):
+    raw_params["validate"].update({low: value, high: value})
+    assert getattr(parse_params(raw_params).validate_, low) == value
+    raw_params["validate"][low] = value + 1
+    with pytest.raises(ConfigError, match=f"{low} must not exceed {high}"):
         parse_params(raw_params)

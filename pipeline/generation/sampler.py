@@ -3,10 +3,16 @@
 The LSTM cells of the trained model are stepped one character at a time with their state
 carried forward, so each new character costs one cell update, not a pass over the whole window.
 The whole loop (prompt priming, sampling, feeding back) is one compiled `tf.function` with a
-`tf.while_loop` inside, and a batch of prompts is generated at once.
+`tf.while_loop` inside, and a batch of prompts is generated at once. For the sequence model the
+sampling loop is also compiled by XLA: it then runs as one native program instead of some 60 small
+TensorFlow ops per character, about 3x faster for one stream on a CPU (see
+`bench/generate_speed.py`). XLA compiles one program per shape (seconds, once per process), so the
+number of characters per call is rounded up to a power of two (`bucket`): a few programs serve
+every request length, one per batch size.
 
 Sampling: temperature (0 means greedy), then optional top-k and top-p (nucleus) filtering, then a
-stateless categorical draw seeded by `(seed, step)`, so the same seed gives the same text.
+stateless Gumbel-max draw seeded by `(seed, step)` (`decoding.choose_next`), so the same seed
+gives the same text.
 
 Prompts of different lengths run as one batch: they are padded on the left, and a row's state
 only starts to change at its first real character, so each row continues exactly its own prompt.
@@ -34,13 +40,18 @@ class Sampler:
     """
 
     pad_id = 0  # fills the left of shorter prompts in a batch (the window sampler reads it)
+    jit_compile = False  # whether XLA compiles the sampling loop (its output size bucketed)
 
     def __init__(self, model: keras.Model, vocabulary: list[str]) -> None:
         self.model = model
         self.vocabulary = vocabulary
         self.index = {char: position for position, char in enumerate(vocabulary)}
+        # Priming reads the prompt once: left to TensorFlow's graph, it costs XLA no compilation
+        # per prompt width. Sampling is the long loop.
         self._prime_fn = tf.function(self._prime, reduce_retracing=True)
-        self._sample_fn = tf.function(self._sample_ids, reduce_retracing=True)
+        self._sample_fn = tf.function(
+            self._sample_ids, reduce_retracing=True, jit_compile=self.jit_compile
+        )
 
     def _prime(self, prompts: tf.Tensor, lengths: tf.Tensor) -> Any:
         """State after `prompts` (batch, time), left-padded; `lengths` (batch,) are the real
@@ -52,6 +63,8 @@ class Sampler:
 
     def _feed(self, state: Any, ids: tf.Tensor) -> Any:
         raise NotImplementedError
+
+    _choose = staticmethod(choose_next)  # the draw (the bench swaps in the former one)
 
     def encode_prompt(self, prompt: str) -> np.ndarray:
         """Prompt -> ids. A letter the vocabulary lacks is lower-cased first (the default corpus
@@ -75,16 +88,19 @@ class Sampler:
         state: Any,
         first_step: tf.Tensor,
         length: tf.Tensor,
+        capacity: int,
         temperature: tf.Tensor,
         top_k: tf.Tensor,
         top_p: tf.Tensor,
         seed: tf.Tensor,
     ) -> tuple[tf.Tensor, Any]:
-        """`length` more ids per row, `(batch, length)`, plus the state to continue from."""
-        output = tf.TensorArray(tf.int32, size=length)
+        """`length` more ids per row, `(batch, capacity or length)` (only the first `length`
+        columns count), plus the state to continue from. `capacity` > 0 is a fixed output size,
+        as XLA needs; 0 sizes the output by `length`."""
+        output = tf.TensorArray(tf.int32, size=capacity or length, element_shape=[None])
         for offset in tf.range(length):
             logits, state = self._next_logits(state)
-            ids = choose_next(logits, first_step + offset, temperature, top_k, top_p, seed)
+            ids = self._choose(logits, first_step + offset, temperature, top_k, top_p, seed)
             state = self._feed(state, ids)
             output = output.write(offset, ids)
         return tf.transpose(output.stack()), state
@@ -114,9 +130,11 @@ class Sampler:
             tf.constant(settings.seed, tf.int64),
         )
         for start in range(0, length, chunk):
-            size = tf.constant(min(chunk, length - start), tf.int32)
-            ids, state = self._sample_fn(state, tf.constant(start, tf.int32), size, *sampling)
-            yield ["".join(self.vocabulary[i] for i in row) for row in ids.numpy()]
+            size = min(chunk, length - start)
+            capacity = bucket(size) if self.jit_compile else 0
+            first, count = tf.constant(start, tf.int32), tf.constant(size, tf.int32)
+            ids, state = self._sample_fn(state, first, count, capacity, *sampling)
+            yield ["".join(self.vocabulary[i] for i in row[:size]) for row in ids.numpy()]
 
     def generate(self, prompts: list[str], length: int, settings: SamplingSettings) -> list[str]:
         """One continuation of `length` characters per prompt, all prompts in one batch."""
@@ -124,9 +142,17 @@ class Sampler:
         return texts
 
 
+def bucket(size: int, smallest: int = 16) -> int:
+    """`size` rounded up to a power of two, at least `smallest`: the shapes XLA compiles for."""
+    return max(smallest, 1 << (size - 1).bit_length())
+
+
 class SequenceSampler(Sampler):
     """Steps the trained LSTM cells one character at a time, carrying their state forward, so
-    each new character costs one cell update instead of a pass over a whole window."""
+    each new character costs one cell update instead of a pass over a whole window; XLA
+    compiles its loops."""
+
+    jit_compile = True
 
     def __init__(self, model: keras.Model, vocabulary: list[str]) -> None:
         super().__init__(model, vocabulary)

@@ -4,7 +4,13 @@ import tensorflow as tf
 
 from pipeline.core.errors import PipelineError
 from pipeline.generation.decoding import SamplingSettings
-from pipeline.generation.sampler import Sampler, SequenceSampler, WindowSampler, make_sampler
+from pipeline.generation.sampler import (
+    Sampler,
+    SequenceSampler,
+    WindowSampler,
+    bucket,
+    make_sampler,
+)
 from pipeline.lstm.builders import ModelShape, build_sequence_model, build_tutorial_model
 
 VOCABULARY = list("\n abcdefgh")
@@ -121,3 +127,17 @@ def test_window_sampler_matches_the_tutorial_model():
         expected += VOCABULARY[next_id]
         window.append(next_id)
     assert text == expected
+
+
+def test_bucket_rounds_up_to_a_power_of_two_from_sixteen():
+    assert [bucket(n) for n in (1, 16, 17, 32, 33, 1000)] == [16, 16, 32, 32, 64, 1024]
+
+
+def test_the_sequence_sampler_runs_under_xla_and_returns_exactly_the_length_asked(sampler):
+    assert sampler.jit_compile and not WindowSampler.jit_compile
+    for length in (1, 17, 40):  # inside buckets of 16, 32 and 64
+        (text,) = sampler.generate(["ab"], length, SamplingSettings(seed=1))
+        assert len(text) == length
+    # the longer call's first 17 characters are the shorter call's: the bucket changes no draw
+    short, long = (sampler.generate(["ab"], n, SamplingSettings(seed=1))[0] for n in (17, 40))
+    assert long.startswith(short)

@@ -5,6 +5,11 @@
 #   TRACKING_PORT=5050 POSTGRES_PORT=5433 make tracking-server
 #   TRACKING_WORKERS=4 make tracking-server                # more web workers for a busy team
 #
+# - Front: nginx (Debian's `nginx`, `libnginx-mod-http-lua`, `lua-cjson`) on TRACKING_PORT, MLflow
+#   behind it on a private port of 127.0.0.1. It limits failed logins, which MLflow's auth app
+#   does not: past TRACKING_MAX_FAILED_LOGINS (default 10) wrong passwords for one username from
+#   one address in TRACKING_LOCKOUT_S (default 300) seconds, that username is refused from that
+#   address with HTTP 429 and Retry-After until the window ends (scripts/nginx/tracking.conf).
 # - Backend store: PostgreSQL (Debian's `postgresql` package), a project-local cluster in
 #   $TEAM_DIR/postgres (default .team/, git-ignored) created by initdb on first start. Run as
 #   root, the cluster runs as the `postgres` user (else `nobody`): PostgreSQL refuses root.
@@ -49,6 +54,13 @@ pg_bin=$(dirname "$initdb")
 command -v mlflow >/dev/null || fail "mlflow not found; run 'make setup' first"
 python -c "import flask_wtf, psycopg2" 2>/dev/null ||
     fail "the basic-auth app and PostgreSQL need mlflow[auth] and psycopg2-binary; run 'make setup'"
+# shellcheck source=scripts/nginx/lib.sh
+source scripts/nginx/lib.sh
+require_nginx tracking-server
+MAX_FAILED_LOGINS=${TRACKING_MAX_FAILED_LOGINS:-10}
+LOCKOUT_S=${TRACKING_LOCKOUT_S:-300}
+[[ "$MAX_FAILED_LOGINS" =~ ^[1-9][0-9]*$ && "$LOCKOUT_S" =~ ^[1-9][0-9]*$ ]] ||
+    fail "TRACKING_MAX_FAILED_LOGINS and TRACKING_LOCKOUT_S must be whole numbers above 0"
 
 if [[ $EUID -eq 0 ]]; then
     pg_user=$(id -u postgres >/dev/null 2>&1 && echo postgres || echo nobody)
@@ -98,8 +110,10 @@ fi
 export PGPASSWORD PGHOST=127.0.0.1 PGPORT=$POSTGRES_PORT PGUSER=mlflow
 PGPASSWORD=$(cat "$TEAM_DIR/postgres_password")
 mlflow_pid=""
+nginx_pid=""
 stop_all() {
     trap - EXIT INT TERM
+    stop_nginx
     if [[ -n "$mlflow_pid" ]]; then
         kill -TERM -- "-$mlflow_pid" 2>/dev/null || true
         # Its supervisor can linger after its workers have finished: 20 s, then SIGKILL.
@@ -150,22 +164,29 @@ export MLFLOW_SERVER_ENABLE_JOB_EXECUTION=${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-
 # Its own process group, so that stopping it also stops the web workers it starts. One worker
 # by default: with several, uvicorn's supervisor kills workers that start slowly on a busy
 # machine, and one (threaded) worker already serves parallel experiments.
-setsid mlflow server --host 127.0.0.1 --port "$TRACKING_PORT" \
+backend_port=$(free_port)
+setsid mlflow server --host 127.0.0.1 --port "$backend_port" \
     --backend-store-uri "postgresql+psycopg2://mlflow@127.0.0.1:$POSTGRES_PORT/mlflow" \
     --serve-artifacts --artifacts-destination "$TEAM_DIR/artifacts" \
     --app-name basic-auth --workers "${TRACKING_WORKERS:-1}" &
 mlflow_pid=$!
 
 # Print what to export once it answers, so the lines are not lost in its start-up log.
-until (exec 3<>"/dev/tcp/127.0.0.1/$TRACKING_PORT") 2>/dev/null; do
+until (exec 3<>"/dev/tcp/127.0.0.1/$backend_port") 2>/dev/null; do
     kill -0 "$mlflow_pid" 2>/dev/null || fail "the MLflow server exited; its messages are above"
     sleep 0.5
 done
+mkdir -p "$TEAM_DIR/nginx"
+chmod 711 "$TEAM_DIR/nginx" # its workers (`nobody` when started as root) keep temp files here
+render_nginx_conf scripts/nginx/tracking.conf "$TEAM_DIR/nginx" "PORT=$TRACKING_PORT" \
+    "BACKEND_PORT=$backend_port" "MAX_FAILURES=$MAX_FAILED_LOGINS" "WINDOW_S=$LOCKOUT_S"
+start_nginx "$TEAM_DIR/nginx" "$TRACKING_PORT"
 cat <<EOF
-tracking-server: MLflow on http://127.0.0.1:$TRACKING_PORT (PostgreSQL on 127.0.0.1:$POSTGRES_PORT); Ctrl-C stops both.
+tracking-server: MLflow on http://127.0.0.1:$TRACKING_PORT (PostgreSQL on 127.0.0.1:$POSTGRES_PORT, failed logins limited); Ctrl-C stops it.
 In another shell, to log the pipeline's runs there:
     export MLFLOW_TRACKING_URI=http://127.0.0.1:$TRACKING_PORT
     export MLFLOW_TRACKING_USERNAME=$ADMIN_USER
     export MLFLOW_TRACKING_PASSWORD="$admin_password_hint"
 EOF
-wait "$mlflow_pid"
+wait -n "$mlflow_pid" "$nginx_pid" || true
+fail "the MLflow server or nginx exited"

@@ -14,6 +14,7 @@ from pipeline.core.errors import PipelineError
 from pipeline.generation.decoding import SamplingSettings
 from pipeline.generation.requests import (
     MAX_ROWS,
+    MAX_WORK_IN_FLIGHT,
 )
 from pipeline.generation.served import DeadlineExceeded, generate_texts
 from tests.support.generator import NAME, check_texts, generator_store
@@ -97,3 +98,21 @@ def test_predict_takes_a_plain_dict(generator):
     served = generator.predict({"prompt": ["ab", "bad"]}, params=params)
     expected = generator.predict(pd.DataFrame({"prompt": ["ab", "bad"]}), params=params)
     assert served.equals(expected) and len(served) == 2
+
+
+def test_predict_refuses_work_past_the_bound_in_flight_with_a_503(generator):
+    """While the process holds as much work as it takes on, a request is refused at once with
+    TEMPORARILY_UNAVAILABLE (HTTP 503); a request over the per-request bounds stays a 400."""
+    in_flight = generator.unwrap_python_model().in_flight
+    prompts = pd.DataFrame({"prompt": ["ab"]})
+    with in_flight.admit(MAX_WORK_IN_FLIGHT):
+        started = time.monotonic()
+        with pytest.raises(MlflowException, match="the server is busy") as busy:
+            generator.predict(prompts, params={"length": 10})
+        assert time.monotonic() - started < 1
+        assert busy.value.get_http_status_code() == 503
+        with pytest.raises(MlflowException, match="characters of work; at most") as too_big:
+            generator.predict(pd.DataFrame({"prompt": ["ab"] * 1000}), params={"length": 99_000})
+        assert too_big.value.get_http_status_code() == 400
+    assert in_flight.used == 0
+    assert len(generator.predict(prompts, params={"length": 10})["text"][0]) == 10

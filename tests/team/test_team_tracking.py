@@ -149,6 +149,40 @@ def test_a_wrong_password_fails_fast_with_one_line(team_server, reproduced):
     assert elapsed < 120, f"refused after {elapsed:.0f} s"  # TensorFlow's import, no retries
 
 
+def test_failed_logins_are_limited_per_user_and_address(team_server):
+    """The audit's 30 wrong passwords: past 10 (the default limit), nginx in front of MLflow
+    refuses that username from this address with 429 and Retry-After, even with the right
+    password; other users are unaffected."""
+    user = ("carol", "carol-password-for-tests")
+    team_server.rest("users/create", {"username": user[0], "password": user[1]})
+    search = f"{team_server.url}/api/2.0/mlflow/experiments/search?max_results=1"
+
+    def attempt_login(username: str, password: str) -> tuple[int, dict[str, str], str]:
+        request = urllib.request.Request(
+            search, headers={"Authorization": basic_auth(username, password)}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return int(response.status), dict(response.headers), response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), error.read().decode()
+
+    assert attempt_login(*user)[0] == 200
+    started = time.monotonic()
+    answers = [attempt_login(user[0], f"guess-{number}") for number in range(30)]
+    elapsed = time.monotonic() - started
+    statuses = [status for status, _, _ in answers]
+    assert statuses == [401] * 10 + [429] * 20, statuses
+    _, headers, body = answers[-1]
+    assert 0 < int(headers["Retry-After"]) <= 300
+    assert "too many failed logins for user 'carol' from 127.0.0.1" in json.loads(body)["message"]
+    assert elapsed < 60, elapsed
+    assert attempt_login(*user)[0] == 429  # locked: the right password does not get through now
+    assert attempt_login(team_server.username, team_server.password)[0] == 200
+    assert attempt_login("dave", "no-such-user")[0] == 401  # another name: not locked
+    assert "guess-" not in team_server.output() and user[1] not in team_server.output()
+
+
 def test_two_queued_experiments_write_to_the_server_at_once(team_server, reproduced, tmp_path):
     clone = make_clone(tmp_path / "clone", tiny_params(train={"epochs": 1}))
     env = team_server.env()

@@ -40,7 +40,8 @@ def run_main(name: str, main: Callable[[], None], debug: bool) -> None:
         message = str(error).replace("\n", " ")
         if isinstance(error, OSError) and error.filename:
             message = f"{error.strerror}: {error.filename}"
-        sys.stderr.write(f"{name}: error: {redact_text(message)}\n")
+        # " ".join: HDF5's strerror, for one, spans lines
+        sys.stderr.write(f"{name}: error: {redact_text(' '.join(message.split()))}\n")
         sys.exit(1)
     except KeyboardInterrupt:
         sys.stderr.write(f"{name}: interrupted\n")

@@ -40,6 +40,7 @@ import numpy as np
 from pipeline.core import files
 from pipeline.core.config import TrainParams
 from pipeline.lstm.early_stopping import ResumableEarlyStopping
+from pipeline.lstm.model import save_weights
 from pipeline.lstm.signals import SignalGuard
 
 log = logging.getLogger(__name__)
@@ -147,7 +148,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
     def _write(self, restored_changed: bool) -> None:
         previous_best = self.folder / BEST_FILE
         with files.atomic_directory(self.folder) as temporary:
-            self.model.save_weights(temporary / WEIGHTS_FILE)
+            save_weights(self.model, temporary / WEIGHTS_FILE)  # full disk: one OSError
             np.savez(temporary / RANDOM_FILE, *[v.numpy() for v in extra_variables(self.model)])
             if restored_changed or not previous_best.exists():
                 np.savez(temporary / BEST_FILE, *(self.early_stopping.best_weights or []))

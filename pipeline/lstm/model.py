@@ -16,6 +16,7 @@ this module to load a model, carries neither `config.py` nor pydantic and PyYAML
 
 from __future__ import annotations
 
+import io
 import json
 import tempfile
 import zipfile
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+from keras.src.saving import saving_lib
 
 from pipeline.core.bounded import BoundsError, check_zip_members, read_zip_json
 from pipeline.core.errors import PipelineError
@@ -58,6 +60,27 @@ def save_model(model: keras.Model, destination: Path) -> None:
                 fixed = zipfile.ZipInfo(entry.filename, date_time=(1980, 1, 1, 0, 0, 0))
                 fixed.compress_type, fixed.external_attr = entry.compress_type, entry.external_attr
                 target.writestr(fixed, data)
+
+
+def save_weights(model: keras.Model, destination: Path) -> None:
+    """`model.save_weights(destination)` (a `.weights.h5` file), built in memory by Keras's own
+    HDF5 store, then written with Python's file I/O.
+
+    HDF5 writing straight to a full disk fails part-way and leaves h5py objects that raise on
+    every release and crash the interpreter at exit (exit 139 after dozens of tracebacks);
+    Python's write raises one `OSError` (ENOSPC) that the CLI prints as one line. Keras saves a
+    `.keras` file's weights the same way, into memory (`H5IOStore` over a `BytesIO`).
+    """
+    buffer = io.BytesIO()
+    store = saving_lib.H5IOStore(buffer, mode="w")
+    try:
+        saving_lib._save_state(  # what `save_weights` runs, on the in-memory store
+            model, weights_store=store, assets_store=None, inner_path="", visited_saveables=set()
+        )
+    finally:
+        store.close()
+    with destination.open("wb") as stream:
+        stream.write(buffer.getbuffer())
 
 
 def renumber_shared_objects(config: Any) -> Any:

@@ -252,6 +252,58 @@ def test_a_full_disk_fails_in_one_line_and_keeps_the_old_outputs(
     assert set(OUTPUTS[stage]) <= set(project.snapshot())
 
 
+# A real full disk under models/: a 256 kB tmpfs, filled but for `free_kb`, mounted in a private
+# user and mount namespace (`unshare`, no root needed where user namespaces are enabled), where
+# train runs; what is left in models/ is listed before the namespace, and its tmpfs, go away.
+FULL_DISK_TRAIN = """
+mount -t tmpfs -o size=256k tmpfs models || exit 99
+dd if=/dev/zero of=models/fill bs=1k count=$((256 - $1)) 2>/dev/null
+"$0" -m pipeline.train
+status=$?
+echo "--- left in models/:"
+find models -mindepth 1 ! -name fill | sort
+exit $status
+"""
+
+
+def can_mount_in_a_namespace() -> bool:
+    probe = ["unshare", "--user", "--map-root-user", "--mount", "true"]
+    try:
+        return subprocess.run(probe, capture_output=True, check=False).returncode == 0
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not can_mount_in_a_namespace(), reason="needs unshare and user namespaces")
+@pytest.mark.parametrize("free_kb", [8, 96], ids=["full-at-once", "full-after-a-checkpoint"])
+def test_training_on_a_full_disk_fails_in_one_line_without_a_crash(
+    tmp_path: Path, free_kb: int
+) -> None:
+    """HDF5 writing straight to a full disk crashed the interpreter (exit 139) after dozens of
+    h5py tracebacks; the weights are now built in memory and written by Python."""
+    project = Project.create(tmp_path)
+    project.run_ok(*STAGES)
+    (project.root / "models").mkdir()
+    command = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", FULL_DISK_TRAIN]
+    result = subprocess.run(
+        [*command, sys.executable, str(free_kb)],
+        cwd=project.root,
+        env=clean_environment(),
+        capture_output=True,
+        text=True,
+        timeout=DVC_TIMEOUT_S,
+        check=False,
+    )
+    line = error_line(result, "train")  # exit 1, one line, no traceback
+    assert line == "train: error: No space left on device: models/.checkpoints/train", line
+    assert "h5py" not in result.stderr
+    left = result.stdout.split("--- left in models/:\n")[1].split()
+    # Nothing half-written: no model, no temporary file; at most a whole earlier checkpoint.
+    assert not [path for path in left if path.endswith((".tmp", ".old", "model.keras"))], left
+    assert "models/model.keras" not in left
+
+
 # --- (3) two `dvc repro` at once ----------------------------------------------------------------
 
 

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +34,7 @@ def store(tmp_path_factory) -> Iterator[str]:
 HIDE_REPOSITORY = """\
 import os
 import sys
+import threading
 
 root = os.environ["CHARLSTM_HIDDEN_ROOT"]
 sys.path[:] = [entry for entry in sys.path if os.path.realpath(entry or ".") != root]
@@ -182,3 +184,29 @@ def test_served_generator_cuts_off_a_slow_request_then_answers_the_next(server):
     normal = invoke(server, {"dataframe_records": [{"prompt": "abc"}], "params": {"length": 20}})
     assert normal.status_code == 200, normal.text
     check_texts([row["text"] for row in normal.json()["predictions"]], 20)
+
+
+def test_a_saturated_server_answers_a_normal_request_within_3_s(server):
+    """`mlflow models serve` alone, six big in-bounds requests at once: the model takes two and
+    refuses the rest at once with 503 (behind `make serve`, nginx adds Retry-After)."""
+    big = {"dataframe_records": [{"prompt": "ab"}] * 10, "params": {"length": 99_000}}
+    big["params"]["timeout_s"] = 10.0
+    normal = {"dataframe_records": [{"prompt": "abc"}], "params": {"length": 20}}
+    assert invoke(server, normal).status_code == 200  # XLA compiles a new shape once, unloaded
+    answers: list[requests.Response] = []
+    threads = [
+        threading.Thread(target=lambda: answers.append(invoke(server, big))) for _ in range(6)
+    ]
+    for thread in threads:
+        thread.start()
+    time.sleep(2)
+    started = time.monotonic()
+    response = invoke(server, normal)
+    elapsed = time.monotonic() - started
+    for thread in threads:
+        thread.join()
+    assert response.status_code == 200, response.text[:300]
+    assert elapsed < 3, elapsed
+    refused = [answer for answer in answers if answer.status_code == 503]
+    assert len(refused) == 4, sorted(answer.status_code for answer in answers)
+    assert all("the server is busy" in answer.json()["message"] for answer in refused)

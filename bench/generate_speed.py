@@ -1,39 +1,44 @@
-"""Generation speed: the tutorial's per-character `model.predict` loop against the project's
-compiled, stateful sampler, on one model in one run.
+"""Generation speed: the project's sampler (XLA-compiled loop, Gumbel-max draw) against the former
+one (graph-only loop, categorical draw: the code before it) and the bound of the model's own
+matrix-vector chain, interleaved in one run; optionally the tutorial's per-character loop.
 
-    python bench/generate_speed.py
+    python bench/generate_speed.py                 # ~2 min on 2 CPU cores
+    python bench/generate_speed.py --tutorial      # also the tutorial's `model.predict` loop
     python bench/generate_speed.py --model /tmp/run1/models/model.keras \\
         --vocab /tmp/run1/data/encoded/vocab.json
 
 Uses the trained model at `models/model.keras` (or `--model`); when there is none, it builds the
 default-size model from `params.yaml` with random weights (the speed does not depend on the
-weights). Measures generated characters per second for
-  (a) the tutorial loop: one `model.predict` per character on the last `seq_len` ids, taking the
-      last position's logits (the tutorial model: its 50-id scaled window);
-  (b) the sampler, one sample;
-  (c) the sampler, a batch of `--batch` samples (aggregate characters per second);
-after a warm-up that traces every compiled function, so tracing is not timed. The sampler's
-times include priming the `seq_len`-character prompt. Prints chars/s and the ratios b/a, c/a.
+weights). After a warm-up that compiles every function (so compilation is not timed), each of
+`--rounds` rounds times, in turn: the former and the new sampler on one stream of `--length`
+characters, the same two on a batch of `--batch`, and the bound, in numpy, with one BLAS thread
+and with two (`bench/parts.matvec_chain`: per character only the three matrix-vector products,
+nothing else). The samplers' times include priming the `seq_len`-character prompt. Printed:
+median characters per second of each, and the medians over rounds of the paired ratios.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 # Run as a script from anywhere: the repository root holds the `pipeline` package, whose import
 # also quiets TensorFlow's start-up logging (so it comes before TensorFlow's first import).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import pipeline  # noqa: F401
 
+# isort: split
+from bench.parts import FormerSampler, cpu_model, interleave, matvec_chain, median_ratio
 from pipeline.core.params import load_params
-from pipeline.core.paths import MODEL_PATH, VOCAB_PATH  # noqa: E402
-from pipeline.corpus.vocabulary import read_vocabulary  # noqa: E402
+from pipeline.core.paths import MODEL_PATH, VOCAB_PATH
+from pipeline.corpus.vocabulary import read_vocabulary
 from pipeline.generation.decoding import SamplingSettings
 from pipeline.generation.sampler import Sampler, make_sampler
 from pipeline.lstm.builders import build_sequence_model, build_tutorial_model, model_shape
@@ -55,10 +60,12 @@ def parse_arguments() -> argparse.Namespace:
     )
     parser.add_argument("--model", type=Path, default=MODEL_PATH, help="model")
     parser.add_argument("--vocab", type=Path, default=VOCAB_PATH, help="vocab")
-    parser.add_argument("--tutorial-chars", type=int, default=30, help="characters for (a)")
-    parser.add_argument("--length", type=int, default=1000, help="characters per sample, (b) (c)")
-    parser.add_argument("--batch", type=int, default=64, help="samples in (c)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs; the best counts")
+    parser.add_argument("--length", type=int, default=2000, help="characters of one stream")
+    parser.add_argument("--batch", type=int, default=64, help="samples of the batch")
+    parser.add_argument("--batch-length", type=int, default=300, help="characters per sample")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
+    parser.add_argument("--tutorial", action="store_true", help="also the tutorial's loop")
+    parser.add_argument("--tutorial-chars", type=int, default=30, help="its characters")
     return parser.parse_args()
 
 
@@ -101,22 +108,26 @@ def tutorial_loop(model: keras.Model, ids: list[int], count: int, window: int) -
     return ids[-count:]
 
 
-def best_seconds(run: Callable[[], object], repeats: int) -> float:
-    """The fastest of `repeats` runs: the least disturbed by other work on a shared machine."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def report_tutorial(model: keras.Model, ids: list[int], count: int, window: int) -> float:
+    tutorial_loop(model, ids, 3, window)  # warm-up: builds predict's function
+    start = time.perf_counter()
+    tutorial_loop(model, ids, count, window)
+    rate = count / (time.perf_counter() - start)
+    print(f"tutorial predict loop: {rate:10.1f} chars/s ({count} chars)")
+    return rate
 
 
-def bench_sampler(sampler: Sampler, prompt: str, length: int, batch: int, repeats: int) -> float:
-    """Aggregate characters per second for `batch` samples of `length` characters."""
-    prompts = [prompt] * batch
-    sampler.generate(prompts, 2, SETTINGS)  # warm-up: traces this batch and prompt shape
-    seconds = best_seconds(lambda: sampler.generate(prompts, length, SETTINGS), repeats)
-    return batch * length / seconds
+def bound_runs(model: keras.Model, chars: int) -> dict[str, object]:
+    chain = matvec_chain(model)
+
+    def limited(threads: int) -> object:
+        def run() -> None:
+            with threadpool_limits(limits=threads):
+                chain(chars)
+
+        return run
+
+    return {"bound, 1 thread": limited(1), "bound, 2 threads": limited(2)}
 
 
 def main() -> None:
@@ -125,25 +136,36 @@ def main() -> None:
     window = int(model.input_shape[1] or load_params().encode.seq_len)
     ids = prompt_ids(vocabulary, window)
     prompt = "".join(vocabulary[i] for i in ids)
-    print(f"model: {source}; {model.count_params():,} parameters; window {window}")
-
-    tutorial_loop(model, ids, 3, window)  # warm-up: builds predict's function
-    count = arguments.tutorial_chars
-    tutorial = count / best_seconds(
-        lambda: tutorial_loop(model, ids, count, window), arguments.repeats
-    )
-    print(f"(a) tutorial predict loop   : {tutorial:10.1f} chars/s ({count} chars)")
-
-    sampler = make_sampler(model, vocabulary)
-    single = bench_sampler(sampler, prompt, arguments.length, 1, arguments.repeats)
-    print(f"(b) sampler, 1 sample       : {single:10.1f} chars/s ({arguments.length} chars)")
-    batched = bench_sampler(sampler, prompt, arguments.length, arguments.batch, arguments.repeats)
-    label = f"(c) sampler, batch of {arguments.batch}"
-    print(f"{label:<28}: {batched:10.1f} chars/s aggregate")
+    print(f"{cpu_model()}; model: {source}; {model.count_params():,} parameters; window {window}")
+    samplers: dict[str, Sampler] = {
+        "former": FormerSampler(model, vocabulary),
+        "new": make_sampler(model, vocabulary),
+    }
+    length, batch, batch_length = arguments.length, arguments.batch, arguments.batch_length
+    runs: dict[str, object] = {}
+    for name, sampler in samplers.items():
+        for rows, chars in ((1, length), (batch, batch_length)):
+            sampler.generate([prompt] * rows, chars, SETTINGS)  # compiles these shapes
+            key = f"{name}, {'one stream' if rows == 1 else f'batch of {rows}'}"
+            runs[key] = lambda s=sampler, r=rows, c=chars: s.generate([prompt] * r, c, SETTINGS)
+    runs |= bound_runs(model, length)
+    times = interleave(runs, arguments.rounds)  # type: ignore[arg-type]
+    chars = {key: (batch * batch_length if "batch" in key else length) for key in runs}
+    rate = {key: chars[key] / statistics.median(times[key]) for key in runs}
+    print(f"characters per second, median of {arguments.rounds} interleaved rounds:")
+    for key in runs:
+        print(f"  {key:24s} {rate[key]:10.0f}")
+    stream = median_ratio(times["former, one stream"], times["new, one stream"])
+    batched = median_ratio(times[f"former, batch of {batch}"], times[f"new, batch of {batch}"])
+    bound = [min(a, b) for a, b in zip(*(times[k] for k in bound_runs(model, 0)), strict=True)]
+    of_bound = median_ratio(bound, times["new, one stream"])
     print(
-        f"b/a = {single / tutorial:.0f}x (target >= 300), c/a = {batched / tutorial:.0f}x "
-        "(target >= 2000)"
+        f"one stream: new / former {stream:.2f}x (target >= 1.6); new / bound {of_bound:.0%} "
+        f"(target >= 50%; the bound: the faster of 1 and 2 threads per round)\n"
+        f"batch of {batch}: new / former {batched:.2f}x (target >= 1.0)"
     )
+    if arguments.tutorial:
+        report_tutorial(model, ids, arguments.tutorial_chars, window)
 
 
 if __name__ == "__main__":

@@ -60,7 +60,12 @@ def compile_model(
 
     Under a `mixed_float16` policy Keras wraps the optimiser in a `LossScaleOptimizer`, so small
     float16 gradients do not underflow; `mixed_bfloat16` needs no loss scaling. XLA is off by
-    default: on the CPU it made the LSTM slower (see `bench/train_throughput.py`).
+    default: Keras 3.15 turns it off under TensorFlow's op determinism (`train.deterministic`,
+    the default: "Model doesn't support jit_compile=True"), so it measured no gain; the CPU's
+    speed-up comes from the fused LSTM twin (`pipeline/lstm/fused.py`). `steps_per_execution`
+    stays 1: Keras runs every execution whole, so an epoch of steps it does not divide (103 at
+    the default) would train past its end, and batch-level callbacks (the progress bar) would
+    fire once per execution.
     """
     model.compile(
         optimizer=make_optimizer(params, steps_per_epoch),

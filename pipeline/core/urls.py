@@ -14,8 +14,10 @@ HIDDEN = "***"
 # `scheme://user:password@`: everything between `//` and the last `@` before the path.
 _USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#'\"<>]*@")
 # A URL's (or an absolute path's) query inside a message: from its `?` to a fragment, a quote or
-# white space.
-_QUERY = re.compile(r"((?:[A-Za-z][A-Za-z0-9+.-]*:/)?/[^\s?#'\"<>]*\?)([^\s#'\"<>]*)")
+# white space, less trailing punctuation (`(see http://h/?a=b).` keeps its `).`).
+_QUERY = re.compile(
+    r"((?:[A-Za-z][A-Za-z0-9+.-]*:/)?/[^\s?#'\"<>]*\?)([^\s#'\"<>]*[^\s#'\"<>).,:;\]])"
+)
 
 
 def redact_query(query: str) -> str:

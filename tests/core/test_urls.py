@@ -58,3 +58,11 @@ def test_redact_url_keeps_everything_but_the_secrets_as_written() -> None:
 def test_redact_text_hides_the_query_of_a_bare_path() -> None:
     message = "Max retries exceeded with url: /?token=abc/api/2.0/x?name=m (Caused by ...)"
     assert "abc" not in redact_text(message)
+
+
+def test_redact_text_keeps_the_punctuation_after_a_url() -> None:
+    message = "web (http http://h/x.txt?token=t0k3n): HTTP 404 (see http://h/?a=b)."
+    assert (
+        redact_text(message)
+        == "web (http http://h/x.txt?token=***): HTTP 404 (see http://h/?a=***)."
+    )

@@ -264,6 +264,17 @@ def test_a_missing_input_is_named(project: Project, stage: str, missing: str) ->
     check_refusal(project, stage, f"No such file or directory: {missing}")
 
 
+@pytest.mark.slow
+def test_train_names_a_missing_vocabulary_with_a_fix_it_has(project: Project) -> None:
+    """train has no `--vocab` option (generate does): its hint is the stage to re-run."""
+    project.run_ok("download", "clean", "validate", "encode")
+    (project.root / "data/encoded/vocab.json").unlink()
+    before = project.snapshot()
+    line = error_line(run_module("train", cwd=project.root, timeout=300), "train")
+    assert line == "train: error: data/encoded/vocab.json: not found; re-run `dvc repro encode`"
+    assert project.snapshot() == before
+
+
 def test_encode_refuses_a_clean_corpus_that_is_not_utf8(project: Project) -> None:
     project.run_ok("download", "clean")
     (project.root / "data/clean/corpus.txt").write_bytes(b"fair is foul\n\xff\xfe\n")

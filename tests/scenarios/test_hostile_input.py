@@ -106,7 +106,8 @@ def test_no_token_reaches_source_json_or_the_log(project: Project) -> None:
     routes = requiring_login({**index_routes(), "/secret/missing.txt": reply(404, b"gone")})
     with serve(routes) as server:
         authed = server.url.replace("http://", f"http://user:{TOKEN}@")
-        use_sources(project, http_source(f"{authed}/secret/missing.txt"), INDEX_SOURCE)
+        first = http_source(f"{authed}/secret/missing.txt", sha256=hashlib.sha256(TEXT).hexdigest())
+        use_sources(project, first, INDEX_SOURCE)  # a mirror of the pinned text
         result = project.run("download", clean_environment(PIP_INDEX_URL=f"{authed}/simple/"))
     assert result.returncode == 0, result.stderr
     assert server.hits[SDIST_HREF] == 1  # the credentials did reach the server, and only it
@@ -116,6 +117,23 @@ def test_no_token_reaches_source_json_or_the_log(project: Project) -> None:
     assert "HTTP 404 Not Found for http://***@127.0.0.1" in record["failed_before"][0]["reason"]
     assert "HTTP 404 Not Found for http://***@" in result.stderr
     assert TOKEN not in all_output_text(project)
+    assert TOKEN not in result.stderr + result.stdout
+
+
+def test_no_query_token_reaches_source_json_the_log_or_the_error(project: Project) -> None:
+    """A signed URL (`?token=...`, `?X-Amz-Signature=...`) is a credential too."""
+    query = f"?token={TOKEN}&X-Amz-Signature={TOKEN}"
+    with serve({f"/corpus.txt{query}": reply(200, CORPUS)}) as server:
+        signed = f"{server.url}/corpus.txt{query}"
+        use_sources(project, http_source(signed))
+        result = project.run("download")
+        assert result.returncode == 0, result.stderr
+        record = read_source_json(project)
+        assert record["location"] == f"{server.url}/corpus.txt?token=***&X-Amz-Signature=***"
+        assert f"{server.url}/corpus.txt?token=***" in result.stderr  # logged, redacted
+        use_sources(project, http_source(signed.replace("corpus.txt", "gone.txt")))
+        line = check_refusal(project, "download", "HTTP 404", "gone.txt?token=***")
+    assert TOKEN not in all_output_text(project) + line
     assert TOKEN not in result.stderr + result.stdout
 
 

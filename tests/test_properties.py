@@ -1,19 +1,24 @@
-"""Property tests (Hypothesis): encoding round trips, and sampling and serving settings.
+"""Property tests (Hypothesis): encoding round trips, sampling and serving settings, and the
+readers of hostile input (URLs in messages, vocab.json, encoded ids).
 
 Generated inputs either work, with the stated property, or fail with the project's one-line
 `PipelineError`, never another exception.
 """
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from pipeline.core.errors import PipelineError
-from pipeline.corpus.vocabulary import build_vocabulary, decode_ids, encode_text
+from pipeline.core.urls import redact_text, redact_url
+from pipeline.corpus.encoded import check_ids
+from pipeline.corpus.vocabulary import build_vocabulary, decode_ids, encode_text, read_vocabulary
 from pipeline.corpus.windows import split_ids
 from pipeline.generation.decoding import SamplingSettings
 from pipeline.generation.requests import budget_from_params, check_work, settings_from_params
@@ -132,3 +137,69 @@ def test_served_request_settings_are_valid_or_refused(params, rows, prompt_lengt
     assert 1 <= length <= 100_000 and isinstance(chosen, SamplingSettings)
     assert 0 < budget <= 50.0
     assert rows * (prompt_length + length) <= 1_000_000
+
+
+# --- the parsers of hostile input: URLs in messages, vocab.json, the encoded ids ------------------
+
+SECRET = st.text(st.characters(codec="ascii", categories=["L", "N"]), min_size=6, max_size=12)
+MESSAGE_TEXT = st.text(st.characters(codec="ascii", exclude_characters="@?#&=/"), max_size=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    before=MESSAGE_TEXT,
+    after=MESSAGE_TEXT,
+    secret=SECRET,
+    where=st.sampled_from(["user", "password", "query", "path-query"]),
+    scheme=st.sampled_from(["http", "https", "postgresql", "s3"]),
+)
+def test_no_secret_of_a_url_survives_redaction(before, after, secret, where, scheme):  # noqa: PLR0913, PLR0917
+    url = {
+        "user": f"{scheme}://{secret}@host:5000/api",
+        "password": f"{scheme}://alice:{secret}@host/api/",
+        "query": f"{scheme}://host/f.txt?a=1&token={secret}",
+        "path-query": f"/api/2.0/x?token={secret}",
+    }[where]
+    assume(secret not in before + after)  # a secret only in the URL
+    message = f"{before} {url} {after}"
+    assert secret not in redact_text(message)
+    if where != "path-query":
+        assert secret not in redact_url(url)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    content=st.binary(max_size=200)
+    | st.text(max_size=200).map(str.encode)
+    | st.builds(
+        lambda chars: json.dumps({"chars": chars}).encode(),
+        st.lists(st.text(max_size=2), max_size=20) | st.just([[]] * 3),
+    )
+)
+def test_any_vocab_json_is_read_or_refused_in_one_line(tmp_path_factory, content):
+    path = tmp_path_factory.mktemp("vocab") / "vocab.json"
+    path.write_bytes(content)
+    try:
+        chars = read_vocabulary(path)
+    except PipelineError as error:
+        assert "\n" not in str(error) and "re-run `dvc repro encode`" in str(error)
+        return
+    assert chars and len(set(chars)) == len(chars) and all(len(c) == 1 for c in chars)
+
+
+IDS = st.one_of(
+    st.lists(st.integers(-(2**31), 2**31), max_size=40).map(lambda v: np.array(v, dtype=np.int64)),
+    st.lists(st.floats(allow_nan=True), max_size=40).map(lambda v: np.array(v, dtype=np.float64)),
+    st.lists(st.integers(0, 255), max_size=40).map(lambda v: np.array(v, dtype=np.uint8)),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ids=IDS, vocab_size=st.integers(1, 300))
+def test_any_id_array_is_accepted_only_when_every_id_indexes_the_vocabulary(ids, vocab_size):
+    try:
+        check_ids(Path("test_ids.npy"), ids, vocab_size, len(ids))
+    except PipelineError as error:
+        assert "re-run `dvc repro encode`" in str(error)
+        return
+    assert ids.dtype.kind in "ui" and all(0 <= int(i) < vocab_size for i in ids)

@@ -83,7 +83,7 @@ lint-workflows: setup
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(BIN)/zizmor --offline --quiet .github/workflows
 
-# Team mode (README, "Working as a team"): a shared MLflow server on PostgreSQL with basic auth,
+# Team mode (docs/team.md): a shared MLflow server on PostgreSQL with basic auth,
 # in the foreground; and a shared DVC remote on S3 (or MinIO), credentials from the environment:
 #   make tracking-server                      (TRACKING_PORT, POSTGRES_PORT, TEAM_DIR to move it)
 #   make dvc-remote-s3 URL=s3://bucket/path ENDPOINT=http://minio:9000   (ENDPOINT optional)

@@ -11,7 +11,7 @@
 # param (400, naming it and the accepted ones, read from the model's signature), and more than
 # SERVE_MAX_IN_FLIGHT requests at once (503 with Retry-After): scripts/nginx/serve.conf.
 # The model comes from MLFLOW_TRACKING_URI (default: this repository's mlflow.db).
-# For a quick local look, `mlflow models serve` alone does too (README); this is the way to serve.
+# For a quick local look, `mlflow models serve` alone does too (docs/serving.md); this is the way to serve.
 #
 # Ctrl-C (or SIGTERM) stops nginx, then the model server.
 set -euo pipefail

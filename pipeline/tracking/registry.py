@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 PROMOTION_ATTEMPTS = 5  # set-and-read-back rounds against a concurrent promotion
 PROMOTION_SETTLE_S = 1.0
-CHAMPION = "champion"  # the registry alias that the README serves and loads
+CHAMPION = "champion"  # the registry alias that docs/serving.md serves and loads
 MODEL_TAG = "model_sha256"  # on each registered version: the bytes it was logged from
 # What promotion compares (lower is better): train's best validation loss in bits per character.
 SELECTION_METRIC = "validation.bits_per_char"

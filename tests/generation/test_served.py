@@ -93,7 +93,7 @@ def test_generation_stops_at_its_deadline(generator):
 
 
 def test_predict_takes_a_plain_dict(generator):
-    """The README's Python snippet: `predict({"prompt": [...]})`."""
+    """docs/serving.md's Python snippet: `predict({"prompt": [...]})`."""
     params = {"length": 10, "temperature": 0}
     served = generator.predict({"prompt": ["ab", "bad"]}, params=params)
     expected = generator.predict(pd.DataFrame({"prompt": ["ab", "bad"]}), params=params)

@@ -1,5 +1,5 @@
 """Team workflows for real: an MLflow tracking server, a DVC remote (queued experiments: the
-sweep test in tests/test_sweep.py and the README's own blocks in tests/test_readme.py).
+sweep test in tests/test_sweep.py and the blocks of README.md and docs/ in tests/test_readme.py).
 
 Each test builds a temporary git + DVC repository holding the pipeline and a tiny corpus.
 """

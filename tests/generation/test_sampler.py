@@ -141,3 +141,12 @@ def test_the_sequence_sampler_runs_under_xla_and_returns_exactly_the_length_aske
     # the longer call's first 17 characters are the shorter call's: the bucket changes no draw
     short, long = (sampler.generate(["ab"], n, SamplingSettings(seed=1))[0] for n in (17, 40))
     assert long.startswith(short)
+
+
+def test_a_batch_past_the_xla_limit_samples_on_the_graph_and_streams_as_one_call(sampler):
+    prompts = ["ab", "ba"] * (sampler.jit_max_batch // 2 + 1)  # one row more than XLA takes
+    settings = SamplingSettings(temperature=0.9, seed=5)
+    whole = sampler.generate(prompts, 20, settings)
+    pieces = list(sampler.stream(prompts, 20, settings, chunk=7))
+    assert ["".join(parts) for parts in zip(*pieces, strict=True)] == whole
+    assert all(len(text) == 20 for text in whole)

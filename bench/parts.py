@@ -20,7 +20,6 @@ import tensorflow as tf
 
 from pipeline.core.config import TrainParams
 from pipeline.corpus.encoded import EncodedData
-from pipeline.generation.decoding import filter_logits
 from pipeline.generation.sampler import SequenceSampler
 from pipeline.lstm.builders import build_model
 from pipeline.lstm.datasets import training_dataset, training_steps
@@ -109,27 +108,10 @@ class Trainer:
         return targets_per_step(self.params, self.data) * steps / seconds_taken
 
 
-def former_choose_next(  # noqa: PLR0913, PLR0917 (decoding.choose_next's signature)
-    logits: tf.Tensor,
-    step: tf.Tensor,
-    temperature: tf.Tensor,
-    top_k: tf.Tensor,
-    top_p: tf.Tensor,
-    seed: tf.Tensor,
-) -> tf.Tensor:
-    """The draw before the XLA sampler: TensorFlow's stateless categorical op."""
-    if temperature > 0:
-        logits = filter_logits(logits / temperature, top_k, top_p)
-        draw_seed = tf.stack([seed, tf.cast(step, tf.int64)])
-        return tf.random.stateless_categorical(logits, 1, draw_seed, dtype=tf.int32)[:, 0]
-    return tf.argmax(logits, axis=-1, output_type=tf.int32)
-
-
 class FormerSampler(SequenceSampler):
     """Today's code before the XLA sampler: the graph-only loop and the categorical draw."""
 
     jit_compile = False
-    _choose = staticmethod(former_choose_next)
 
 
 def lstm_weights(model: keras.Model) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:

@@ -1,5 +1,5 @@
 """How the next character is chosen: temperature (0 = greedy), top-k and top-p (nucleus) filtering,
-and a stateless draw seeded by (seed, step)."""
+and a stateless categorical draw seeded by (seed, step)."""
 
 from __future__ import annotations
 
@@ -63,12 +63,29 @@ def choose_next(  # noqa: PLR0913, PLR0917
     top_p: tf.Tensor,
     seed: tf.Tensor,
 ) -> tf.Tensor:
-    """Next id per row, `(batch,)`: argmax when temperature is 0, else a seeded filtered draw.
+    """Next id per row, `(batch,)`: argmax when temperature is 0, else a seeded filtered draw."""
+    if temperature > 0:
+        logits = filter_logits(logits / temperature, top_k, top_p)
+        # Seeded by the absolute step, so chunked (streamed) output equals one long call.
+        draw_seed = tf.stack([seed, tf.cast(step, tf.int64)])
+        return tf.random.stateless_categorical(logits, 1, draw_seed, dtype=tf.int32)[:, 0]
+    return tf.argmax(logits, axis=-1, output_type=tf.int32)
 
-    The draw is the Gumbel-max trick: the argmax of the filtered logits plus Gumbel noise made
-    from a stateless uniform draw seeded by `(seed, step)`. That is an exact sample of the
-    softmax, as a categorical draw is, and unlike TensorFlow's categorical op XLA compiles it,
-    so the sampler's whole loop runs as one compiled program (see `generation/sampler.py`)."""
+
+def choose_next_gumbel(  # noqa: PLR0913, PLR0917
+    logits: tf.Tensor,
+    step: tf.Tensor,
+    temperature: tf.Tensor,
+    top_k: tf.Tensor,
+    top_p: tf.Tensor,
+    seed: tf.Tensor,
+) -> tf.Tensor:
+    """`choose_next` for XLA: the same filtering, and for the draw the Gumbel-max trick, the
+    argmax of the filtered logits plus Gumbel noise made from a stateless uniform draw seeded by
+    `(seed, step)`. That is an exact sample of the softmax, as the categorical draw is, and
+    unlike TensorFlow's categorical op XLA compiles it, so the sampler's whole loop runs as one
+    compiled program (see `generation/sampler.py`). Another draw than `choose_next`'s, from the
+    same distribution: the same seed gives other text."""
     if temperature > 0:
         logits = filter_logits(logits / temperature, top_k, top_p)
         # Seeded by the absolute step, so chunked (streamed) output equals one long call.

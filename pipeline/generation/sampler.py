@@ -8,13 +8,14 @@ to `jit_max_batch` rows the sampling loop is also compiled by XLA: it then runs 
 program instead of some 60 small TensorFlow ops per character, about 3x faster for one stream on a
 CPU (see `bench/generate_speed.py`). XLA compiles one program per shape (seconds, once per
 process), so the number of characters per call is rounded up to a power of two (`bucket`): a few
-programs serve every request length, one per batch size. XLA and the graph round the matrix
-products differently, so a prompt alone and in a batch of more than `jit_max_batch` rows may, at a
-near tie, draw differently: each is reproducible.
+programs serve every request length, one per batch size. A batch of more than `jit_max_batch`
+rows runs on the graph, the former path, with its former text.
 
 Sampling: temperature (0 means greedy), then optional top-k and top-p (nucleus) filtering, then a
-stateless Gumbel-max draw seeded by `(seed, step)` (`decoding.choose_next`), so the same seed
-gives the same text.
+stateless draw seeded by `(seed, step)`, so the same seed gives the same text: TensorFlow's
+categorical draw on the graph (`decoding.choose_next`), the Gumbel-max trick under XLA
+(`decoding.choose_next_gumbel`, which XLA compiles), an exact sample of the same distribution
+but another text than the graph's for the same seed.
 
 Prompts of different lengths run as one batch: they are padded on the left, and a row's state
 only starts to change at its first real character, so each row continues exactly its own prompt.
@@ -30,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline.core.errors import PipelineError
-from pipeline.generation.decoding import SamplingSettings, choose_next
+from pipeline.generation.decoding import SamplingSettings, choose_next, choose_next_gumbel
 from pipeline.lstm.model import EMBEDDING, LOGITS, architecture_of, lstm_name
 
 
@@ -69,8 +70,6 @@ class Sampler:
     def _feed(self, state: Any, ids: tf.Tensor) -> Any:
         raise NotImplementedError
 
-    _choose = staticmethod(choose_next)  # the draw (the bench swaps in the former one)
-
     def encode_prompt(self, prompt: str) -> np.ndarray:
         """Prompt -> ids. A letter the vocabulary lacks is lower-cased first (the default corpus
         is lower-cased by the clean stage); any other unknown character is an error."""
@@ -103,9 +102,10 @@ class Sampler:
         columns count), plus the state to continue from. `capacity` > 0 is a fixed output size,
         as XLA needs; 0 sizes the output by `length`."""
         output = tf.TensorArray(tf.int32, size=capacity or length, element_shape=[None])
+        choose = choose_next_gumbel if capacity else choose_next  # XLA compiles only the first
         for offset in tf.range(length):
             logits, state = self._next_logits(state)
-            ids = self._choose(logits, first_step + offset, temperature, top_k, top_p, seed)
+            ids = choose(logits, first_step + offset, temperature, top_k, top_p, seed)
             state = self._feed(state, ids)
             output = output.write(offset, ids)
         return tf.transpose(output.stack()), state

@@ -12,6 +12,7 @@ Test modules import from here (and get fixtures from `tests/conftest.py`), never
   for `download.extra_members`) and PEP 503 pages;
 - `generator`: a tiny untrained model, its vocabulary, and a store where it is registered;
 - `imports`: which modules a pipeline module imports, read with `ast`;
-- `readme`: the code blocks of README.md and docs/ and their markers; `team`: PostgreSQL, the tracking server
-  and the S3 stand-in for tests/team/.
+- `readme`: the code blocks of README.md and docs/ and their markers; `team`: PostgreSQL, the
+  tracking server and the S3 stand-in for tests/team/;
+- `params`: the committed params, with a test's own overrides; `training`: small training jobs.
 """

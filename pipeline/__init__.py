@@ -2,6 +2,7 @@
 
 import logging
 import os
+import sys
 
 # The project's own telemetry and log policy: telemetry off, no MLflow progress bars, and none of
 # TensorFlow's native log lines (level 3: not even its ERROR-level notices, such as oneDNN's
@@ -24,3 +25,11 @@ for _name, _value in {
 # follows; errors still show.
 for _logger in ("absl", "urllib3"):
     logging.getLogger(_logger).setLevel(logging.ERROR)
+
+# Under `python -m pipeline.<command>` (what dvc.yaml runs), sys.argv[0] is "-m" while this
+# package is imported, before the command's own imports: TensorFlow's native log lines are kept
+# off stderr from here on (`core/native_logs.py`), also those its import prints.
+if sys.argv[:1] == ["-m"]:
+    from pipeline.core.native_logs import filter_process_stderr
+
+    filter_process_stderr()

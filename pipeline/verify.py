@@ -91,7 +91,10 @@ def metric_rows(committed: dict[str, Any], current: dict[str, Any]) -> list[Row]
 
 def model_verdict(rows: list[Row], tolerance: float) -> str:
     if not rows:
-        return "no headline metrics to compare (reports/metrics.json missing at HEAD or here)"
+        return (
+            "no headline metrics to compare (reports/metrics.json is missing, here or at HEAD, "
+            "or holds none of their names)"
+        )
     largest = max(abs(new - old) for _, old, new in rows)
     if all(old == new for _, old, new in rows):
         return "the same numbers as the commit (the file's bytes differ)"

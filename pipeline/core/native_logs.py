@@ -13,6 +13,7 @@ messages (logging, the one-line errors) pass unchanged. `CHARLSTM_DEBUG=1` keeps
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import re
@@ -48,23 +49,50 @@ def forward(reader: int, writer: int) -> None:
         os.write(writer, pending)
 
 
+class _Filter:
+    """The pipe behind descriptor 2 and the thread that forwards what passes."""
+
+    def __init__(self) -> None:
+        sys.stderr.flush()
+        self.original = os.dup(2)
+        reader, writer = os.pipe()
+        os.dup2(writer, 2)
+        os.close(writer)
+        self.thread = threading.Thread(target=forward, args=(reader, self.original), daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        sys.stderr.flush()
+        os.dup2(self.original, 2)  # closes the pipe's last writer of ours: the thread sees the end
+        self.thread.join(DRAIN_TIMEOUT_S)
+        os.close(self.original)
+
+
+_process_filter: _Filter | None = None
+
+
+def debugging() -> bool:
+    return os.environ.get("CHARLSTM_DEBUG", "") not in ("", "0")
+
+
+def filter_process_stderr() -> None:
+    """Filter descriptor 2 from now until the process exits: `pipeline/__init__.py` calls this
+    under `python -m pipeline.<command>`, before a stage's module-level TensorFlow import."""
+    global _process_filter  # noqa: PLW0603 (one filter per process, stopped at exit)
+    if _process_filter is None and not debugging():
+        _process_filter = _Filter()
+        atexit.register(_process_filter.stop)  # a traceback printed at exit still drains
+
+
 @contextlib.contextmanager
 def filtered_stderr() -> Iterator[None]:
-    """Descriptor 2 without native log lines while the block runs (see the module docstring)."""
-    if os.environ.get("CHARLSTM_DEBUG", "") not in ("", "0"):
+    """Descriptor 2 without native log lines while the block runs (see the module docstring);
+    nothing more to do where the whole process is filtered already."""
+    if debugging() or _process_filter is not None:
         yield
         return
-    sys.stderr.flush()
-    original = os.dup(2)
-    reader, writer = os.pipe()
-    os.dup2(writer, 2)
-    os.close(writer)
-    thread = threading.Thread(target=forward, args=(reader, original), daemon=True)
-    thread.start()
+    block_filter = _Filter()
     try:
         yield
     finally:
-        sys.stderr.flush()
-        os.dup2(original, 2)  # closes the pipe's last writer of ours: the thread sees the end
-        thread.join(DRAIN_TIMEOUT_S)
-        os.close(original)
+        block_filter.stop()

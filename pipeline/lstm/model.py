@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -126,7 +127,12 @@ def load_model(path: Path) -> keras.Model:
     members checked first (`check_model_file`); any problem is one `PipelineError` line."""
     try:
         check_model_file(path)
-        return keras.models.load_model(path, safe_mode=True)
+        with warnings.catch_warnings():
+            # The saved model is the plain twin of the one fitted (lstm/fused.py), compiled for
+            # its loss only: its optimizer was never built, and Keras warns that it skips the
+            # optimizer's variables. Nothing uses them (training resumes from its checkpoint).
+            warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
+            return keras.models.load_model(path, safe_mode=True)
     except BoundsError as error:
         reason = f"not a loadable .keras file: {error}"
     except RecursionError:  # Keras's deserialiser recurses on the config's nesting

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from pipeline.core.native_logs import forward, is_native_line
-from tests.support.project import ROOT, attempt, clean_environment
+from tests.support.project import ROOT, attempt, clean_environment, run_module
 
 ONEDNN = (
     b"E0000 00:00:1796304657.621934   10000 util.cc:131] oneDNN supports DT_INT32 only on "
@@ -81,3 +81,13 @@ def test_a_command_shows_its_own_lines_and_no_native_ones_unless_debugging(debug
     else:
         assert "oneDNN" not in result.stderr
         assert result.stderr.splitlines()[-1] == "demo: error: the one line a refusal prints"
+
+
+def test_a_stage_that_imports_tensorflow_at_the_top_prints_only_its_one_line(tmp_path):
+    """`python -m pipeline.evaluate` imports TensorFlow before `run_stage` runs, and TensorFlow's
+    import itself prints native lines: the filter starts with the package, under `-m`."""
+    result = run_module("evaluate", cwd=tmp_path, env=clean_environment(PYTHONPATH=str(ROOT)))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "evaluate: error: params.yaml: params file not found (run from the repository root)"
+    ]

@@ -29,6 +29,7 @@ CARRIED_MODULES = (
     "core/__init__.py",
     "core/bounded.py",
     "core/errors.py",
+    "core/native_logs.py",
     "core/paths.py",
     "corpus/__init__.py",
     "corpus/vocabulary.py",

@@ -30,6 +30,7 @@ from pipeline.core import files
 from pipeline.core.cli import run_stage
 from pipeline.core.config import EvaluateParams
 from pipeline.core.errors import PipelineError
+from pipeline.core.metrics import flatten_metrics
 from pipeline.core.params import load_params
 from pipeline.core.paths import (
     BASELINE_PATH,
@@ -148,19 +149,6 @@ def evaluate_sampling(
             ", ".join(f"{k} {v:.3f}" for k, v in rows[temperature].items()),
         )
     return prompts, samples, rows
-
-
-def flatten_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
-    """`{"test": {"bpc": x}}` -> `{"test.bpc": x}`: the names MLflow shows are the paths of
-    `metrics.json` (and of `baseline.json` under `ngram.`), so both read the same."""
-    flat: dict[str, float] = {}
-    for key, value in metrics.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat |= flatten_metrics(value, f"{name}.")
-        elif isinstance(value, int | float):
-            flat[name] = float(value)
-    return flat
 
 
 def compare_with_baseline(test: dict[str, float], baseline: dict[str, Any]) -> dict[str, float]:

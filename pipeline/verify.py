@@ -29,11 +29,11 @@ import yaml
 
 from pipeline.core import files
 from pipeline.core.cli import run_stage
-from pipeline.core.paths import METRICS_PATH
+from pipeline.core.metrics import flatten_metrics
+from pipeline.core.paths import METRICS_PATH, MODEL_PATH
 
 TOLERANCE_BPC = 0.01
 HEADLINE = ("test.bpc", "test.bpc_windowed", "val.bpc", "val.bpc_windowed", "margin_bpc")
-MODEL = "models/model.keras"
 WIDTH = 110  # the report fits a 120-column terminal
 KEEP_YOURS = "git add dvc.lock reports/metrics.json reports/sampling.csv && git commit"
 
@@ -70,22 +70,12 @@ def compare_outputs(committed: dict[str, str], current: dict[str, str]) -> dict[
     return verdicts
 
 
-def flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
-    flat: dict[str, float] = {}
-    for key, value in metrics.items():
-        if isinstance(value, dict):
-            flat |= flatten(value, f"{prefix}{key}.")
-        elif isinstance(value, int | float):
-            flat[f"{prefix}{key}"] = float(value)
-    return flat
-
-
 Row = tuple[str, float, float]  # a metric's name, its committed value, this run's
 
 
 def metric_rows(committed: dict[str, Any], current: dict[str, Any]) -> list[Row]:
     """(name, committed, this run) for each headline metric both files hold."""
-    old, new = flatten(committed), flatten(current)
+    old, new = flatten_metrics(committed), flatten_metrics(current)
     return [(name, old[name], new[name]) for name in HEADLINE if name in old and name in new]
 
 
@@ -116,7 +106,7 @@ def summary(verdicts: dict[str, list[str]], rows: list[Row], params_changed: boo
         return [*lines, "params.yaml differs from the commit: different outputs are expected"]
     if not verdicts["differs"] and not verdicts["new"] and not verdicts["missing"]:
         return [*lines, "every output is byte for byte the commit's"]
-    if MODEL in verdicts["differs"]:
+    if MODEL_PATH.as_posix() in verdicts["differs"]:
         lines.append(f"model: {model_verdict(rows, TOLERANCE_BPC)}")
         lines += metric_table(rows) if rows else []
         lines.append(

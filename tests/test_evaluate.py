@@ -9,7 +9,6 @@ import pytest
 from pipeline.core.errors import PipelineError
 from pipeline.evaluate import (
     compare_with_baseline,
-    flatten_metrics,
     headline_bits,
     pick_prompts,
     render_samples,
@@ -63,15 +62,6 @@ def test_samples_markdown_pairs_each_prompt_with_its_continuation():
 def test_sampling_with_mismatched_prompts_is_an_error():
     with pytest.raises(ValueError):
         render_samples({0.0: ["only one"]}, ["p1", "p2"])
-
-
-def test_metric_names_are_the_paths_of_metrics_json():
-    flat = flatten_metrics({"test": {"bpc": 2.0}, "margin_bpc": 1, "model": "x"})
-    assert flat == {"test.bpc": 2.0, "margin_bpc": 1.0}
-    assert flatten_metrics({"order": 6, "test": {"x": 1}}, "ngram.") == {
-        "ngram.order": 6.0,
-        "ngram.test.x": 1.0,
-    }
 
 
 def test_the_margin_is_baseline_minus_model_on_test_continuous():

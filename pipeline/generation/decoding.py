@@ -55,6 +55,12 @@ def filter_logits(logits: tf.Tensor, top_k: tf.Tensor, top_p: tf.Tensor) -> tf.T
     return tf.where(logits >= floor, logits, tf.fill(tf.shape(logits), -np.inf))
 
 
+def draw_seed(seed: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
+    """The stateless draw's seed: by the absolute step, so chunked (streamed) output equals one
+    long call."""
+    return tf.stack([seed, tf.cast(step, tf.int64)])
+
+
 def choose_next(  # noqa: PLR0913, PLR0917
     logits: tf.Tensor,
     step: tf.Tensor,
@@ -66,9 +72,9 @@ def choose_next(  # noqa: PLR0913, PLR0917
     """Next id per row, `(batch,)`: argmax when temperature is 0, else a seeded filtered draw."""
     if temperature > 0:
         logits = filter_logits(logits / temperature, top_k, top_p)
-        # Seeded by the absolute step, so chunked (streamed) output equals one long call.
-        draw_seed = tf.stack([seed, tf.cast(step, tf.int64)])
-        return tf.random.stateless_categorical(logits, 1, draw_seed, dtype=tf.int32)[:, 0]
+        return tf.random.stateless_categorical(logits, 1, draw_seed(seed, step), dtype=tf.int32)[
+            :, 0
+        ]
     return tf.argmax(logits, axis=-1, output_type=tf.int32)
 
 
@@ -88,11 +94,9 @@ def choose_next_gumbel(  # noqa: PLR0913, PLR0917
     same distribution: the same seed gives other text."""
     if temperature > 0:
         logits = filter_logits(logits / temperature, top_k, top_p)
-        # Seeded by the absolute step, so chunked (streamed) output equals one long call.
-        draw_seed = tf.stack([seed, tf.cast(step, tf.int64)])
         # In [tiny, 1): both logarithms stay finite, and -inf logits (filtered out) stay -inf.
         uniform = tf.random.stateless_uniform(
-            tf.shape(logits), draw_seed, minval=np.finfo(np.float32).tiny, maxval=1.0
+            tf.shape(logits), draw_seed(seed, step), minval=np.finfo(np.float32).tiny, maxval=1.0
         )
         gumbel = -tf.math.log(-tf.math.log(uniform))
         return tf.argmax(tf.cast(logits, tf.float32) + gumbel, axis=-1, output_type=tf.int32)

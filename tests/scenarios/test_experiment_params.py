@@ -38,14 +38,20 @@ def changed_lines(before: str, after: str) -> list[str]:
     ]
 
 
-def test_an_experiment_changes_only_the_lines_it_overrides(tmp_path: Path) -> None:
+def experiment_repo(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A git + DVC repository holding the committed params.yaml and a one-stage dvc.yaml."""
     repo = tmp_path / "repo"
     repo.mkdir()
-    committed = (ROOT / "params.yaml").read_text(encoding="utf-8")
-    (repo / "params.yaml").write_text(committed, encoding="utf-8")
+    (repo / "params.yaml").write_bytes((ROOT / "params.yaml").read_bytes())
     (repo / "dvc.yaml").write_text(STAGE, encoding="utf-8")
     env = clean_environment()
     init_repo(repo, env)
+    return repo, env
+
+
+def test_an_experiment_changes_only_the_lines_it_overrides(tmp_path: Path) -> None:
+    repo, env = experiment_repo(tmp_path)
+    committed = (ROOT / "params.yaml").read_text(encoding="utf-8")
     overrides = ["train.units=256", "evaluate.temperatures=[0.5,0.9]", "download.retries=3"]
     run(["dvc", "exp", "run", *(f"-S{override}" for override in overrides)], repo, env)
     rewritten = (repo / "params.yaml").read_text(encoding="utf-8")
@@ -66,13 +72,8 @@ def test_an_experiment_changes_only_the_lines_it_overrides(tmp_path: Path) -> No
 
 def test_the_committed_params_file_is_already_in_dvcs_shape(tmp_path: Path) -> None:
     """A no-op override (the committed value) leaves the file byte for byte as it was."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
+    repo, env = experiment_repo(tmp_path)
     committed = (ROOT / "params.yaml").read_text(encoding="utf-8")
-    (repo / "params.yaml").write_text(committed, encoding="utf-8")
-    (repo / "dvc.yaml").write_text(STAGE, encoding="utf-8")
-    env = clean_environment()
-    init_repo(repo, env)
     units = yaml.safe_load(committed)["train"]["units"]
     run(["dvc", "exp", "run", f"-Strain.units={units}"], repo, env)
     assert (repo / "params.yaml").read_text(encoding="utf-8") == committed

@@ -10,6 +10,10 @@ both protocols of the LSTM (see `pipeline/scoring/likelihood.py`):
 - `continuous`: the history never cut, warmed up on the text just before;
 - `windowed`: the history reset every `encode.seq_len` characters.
 
+With extra training text and `baseline.mixture`, the report also holds the corpus-adapted mixture
+(`pipeline/scoring/mixture.py`): the chosen n-gram mixed with one fitted on the corpus's own
+training part, its order and weight chosen on validation, the peer of the LSTM's fine-tuning.
+
 Run with `python -m pipeline.baseline`. Fit and score take seconds on Macbeth; memory grows with
 the number of distinct n-grams (about 20 bytes each per order), not with the vocabulary.
 """
@@ -18,12 +22,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from pipeline.core import files
 from pipeline.core.cli import run_stage
 from pipeline.core.params import load_params
 from pipeline.core.paths import BASELINE_PATH
 from pipeline.corpus.encoded import EncodedData, heldout_split, load_encoded
+from pipeline.scoring.mixture import Mixture, choose_mixture, mixture_bits
 from pipeline.scoring.ngram import bits_per_char, fit_kneser_ney, max_exact_order
 
 log = logging.getLogger(__name__)
@@ -54,7 +60,7 @@ def choose_order(data: EncodedData, max_order: int, window: int) -> tuple[int, d
     return best, scores
 
 
-def report(order: int, validation: dict[int, Scores], test: Scores) -> dict[str, object]:
+def report(order: int, validation: dict[int, Scores], test: Scores) -> dict[str, Any]:
     """`reports/baseline.json`: named by split and protocol, as evaluate and MLflow name them."""
     return {
         "model": "interpolated modified Kneser-Ney character n-gram",
@@ -70,6 +76,50 @@ def report(order: int, validation: dict[int, Scores], test: Scores) -> dict[str,
         "validation_by_order": {
             str(n): {"continuous": s.continuous, "windowed": s.windowed}
             for n, s in validation.items()
+        },
+    }
+
+
+def score_mixture(mixture: Mixture, data: EncodedData, window: int, split: str) -> Scores:
+    text, warmup = heldout_split(data, split)
+    return Scores(
+        continuous=mixture_bits(mixture, text, 0, warmup),
+        windowed=mixture_bits(mixture, text, window, warmup),
+    )
+
+
+def adapted_report(data: EncodedData, order: int, max_order: int, window: int) -> dict[str, Any]:
+    """`reports/baseline.json`'s `mixture`: the order-`order` n-gram of all the training text
+    mixed with one of the corpus's own training part, chosen and scored as the n-gram is."""
+    everything = fit_kneser_ney(data.train_ids, len(data.vocabulary), order)
+    own_ids = data.train_ids[data.spec.extra_chars :]
+    text, warmup = heldout_split(data, "validation")
+    mixture, by_order = choose_mixture(everything, own_ids, max_order, text, warmup)
+    validation = score_mixture(mixture, data, window, "validation")
+    test = score_mixture(mixture, data, window, "test")
+    log.info(
+        "mixture with an order-%d n-gram of the corpus's own %d training characters, weight "
+        "%.2f (chosen on validation): validation %.4f, test %.4f bits/char continuous",
+        mixture.own.order,
+        len(own_ids),
+        mixture.weight,
+        validation.continuous,
+        test.continuous,
+    )
+    return {
+        "model": "the n-gram mixed with a Kneser-Ney n-gram of the corpus's own training part",
+        "own_order": mixture.own.order,
+        "own_weight": mixture.weight,
+        "validation": {
+            "bits_per_char_continuous": validation.continuous,
+            "bits_per_char_windowed": validation.windowed,
+        },
+        "test": {
+            "bits_per_char_continuous": test.continuous,
+            "bits_per_char_windowed": test.windowed,
+        },
+        "validation_by_own_order": {
+            str(n): {"weight": weight, "continuous": bits} for n, (weight, bits) in by_order.items()
         },
     }
 
@@ -90,7 +140,10 @@ def main() -> None:
     log.info(
         "order %d chosen on validation; test %.4f bits/char continuous", order, test.continuous
     )
-    files.write_json(BASELINE_PATH, report(order, validation, test))
+    written = report(order, validation, test)
+    if params.baseline.mixture and data.spec.extra_chars:
+        written["mixture"] = adapted_report(data, order, params.baseline.max_order, window)
+    files.write_json(BASELINE_PATH, written)
 
 
 if __name__ == "__main__":

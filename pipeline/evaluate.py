@@ -11,7 +11,8 @@ The test text is scored here and only here, under both protocols of `scoring/lik
 (continuous, the headline, and windowed), next to the validation text under the same two:
 `metrics.json` holds bits per character as `test.bpc` (continuous), `test.bpc_windowed`, `val.bpc`,
 `val.bpc_windowed`, the n-gram's `ngram_test_bpc` (continuous) and `margin_bpc`, the n-gram's
-test bits per character minus the model's (positive means the LSTM is better). Sampling prompts
+test bits per character minus the model's (positive means the LSTM is better); with extra training
+text, the same of the corpus-adapted mixture (`mixture_test_bpc`, `mixture_margin_bpc`). Prompts
 come from the test text; novelty is measured against the training text.
 """
 
@@ -54,7 +55,8 @@ from pipeline.tracking.plots import plot_history, plot_sampling
 log = logging.getLogger(__name__)
 
 GREEDY = 0.0
-NGRAM_KEYS = ("order", "validation", "test")  # what MLflow gets of baseline.json
+NGRAM_KEYS = ("order", "validation", "test")  # what MLflow gets of baseline.json (as `ngram.`)
+MIXTURE_KEYS = ("own_order", "own_weight", "validation", "test")  # and of its mixture
 CARD_TEMPERATURE = 0.8  # the model card shows a sample at the temperature nearest this
 
 
@@ -152,9 +154,17 @@ def evaluate_sampling(
 
 
 def compare_with_baseline(test: dict[str, float], baseline: dict[str, Any]) -> dict[str, float]:
-    """The n-gram's test bits per character and the margin over it (continuous)."""
+    """The n-gram's test bits per character and the margin over it (continuous); with extra
+    training text, the same of the corpus-adapted mixture too (`baseline.mixture`)."""
     ngram = baseline["test"]["bits_per_char_continuous"]
-    return {"ngram_test_bpc": ngram, "margin_bpc": ngram - headline_bits(test)}
+    comparison = {"ngram_test_bpc": ngram, "margin_bpc": ngram - headline_bits(test)}
+    if "mixture" in baseline:
+        mixture = baseline["mixture"]["test"]["bits_per_char_continuous"]
+        comparison |= {
+            "mixture_test_bpc": mixture,
+            "mixture_margin_bpc": mixture - headline_bits(test),
+        }
+    return comparison
 
 
 def main() -> None:
@@ -184,8 +194,10 @@ def main() -> None:
     with tracking.resume_recorded_run(MODEL_PATH, params.mlflow.experiment):
         tracking.log_final_metrics(
             flatten_metrics(metrics)
+            | flatten_metrics({key: baseline[key] for key in NGRAM_KEYS}, "ngram.")
             | flatten_metrics(
-                {key: baseline[key] for key in ("order", "validation", "test")}, "ngram."
+                {key: baseline.get("mixture", {}).get(key) for key in MIXTURE_KEYS},
+                "ngram.mixture.",
             )
             | flatten_metrics(sampling, "sampling.")
         )

@@ -4,18 +4,21 @@ import math
 
 import pytest
 
-from pipeline.baseline import Scores, choose_order, report, score_order
+from pipeline.baseline import Scores, adapted_report, choose_order, report, score_order
 from pipeline.core.config import EncodeParams
 from pipeline.corpus.encoded import EncodedData
 from pipeline.encode import encode_corpus
 from tests.support.corpora import TEXT
 from tests.support.params import committed
 
+PARAMS = committed(EncodeParams, seq_len=20, stride=10, val_fraction=0.2, test_fraction=0.1)
+# Extra text unlike the corpus (and holding none of its held-out lines).
+EXTRA = "\n".join(f"the {word} sat on the mat by the door." for word in ("cat", "dog", "owl") * 60)
+
 
 @pytest.fixture(scope="module")
 def data() -> EncodedData:
-    params = committed(EncodeParams, seq_len=20, stride=10, val_fraction=0.2, test_fraction=0.1)
-    return EncodedData(*encode_corpus(TEXT, params))
+    return EncodedData(*encode_corpus(TEXT, PARAMS))
 
 
 def test_scores_are_bits_per_character(data):
@@ -44,3 +47,18 @@ def test_report_names_splits_and_protocols_as_evaluate_reads_them():
         "1": {"continuous": 4.0, "windowed": 4.1},
         "2": {"continuous": 3.0, "windowed": 3.2},
     }
+
+
+def test_with_extra_text_the_mixture_is_chosen_on_validation_and_scored_on_test():
+    data = EncodedData(*encode_corpus(TEXT, PARAMS, extra=EXTRA))
+    order, validation = choose_order(data, max_order=4, window=20)
+    written = adapted_report(data, order, max_order=4, window=20)
+    assert written["own_order"] in range(1, 5) and 0 <= written["own_weight"] <= 1
+    assert sorted(written["validation_by_own_order"]) == ["1", "2", "3", "4"]
+    chosen = written["validation"]["bits_per_char_continuous"]
+    assert chosen == min(row["continuous"] for row in written["validation_by_own_order"].values())
+    # The corpus differs from the extra text: its own n-gram helps on its validation text.
+    assert written["own_weight"] > 0
+    assert chosen < validation[order].continuous
+    for protocol in ("continuous", "windowed"):
+        assert 0 < written["test"][f"bits_per_char_{protocol}"] < math.log2(len(data.vocabulary))

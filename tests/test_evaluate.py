@@ -69,6 +69,18 @@ def test_the_margin_is_baseline_minus_model_on_test_continuous():
     assert comparison == {"ngram_test_bpc": 2.25, "margin_bpc": 0.25}
 
 
+def test_with_extra_text_the_corpus_adapted_mixture_is_compared_too():
+    mixture = {"own_order": 8, "own_weight": 0.15, "test": {"bits_per_char_continuous": 2.125}}
+    test = {"bpc": 2.0, "bpc_windowed": 2.1}
+    comparison = compare_with_baseline(test, {**BASELINE, "mixture": mixture})
+    assert comparison == {
+        "ngram_test_bpc": 2.25,
+        "margin_bpc": 0.25,
+        "mixture_test_bpc": 2.125,
+        "mixture_margin_bpc": 0.125,
+    }
+
+
 def test_the_tutorial_model_is_compared_by_its_own_window_protocol():
     assert headline_bits({"bpc_windowed": 3.0}) == 3.0
     comparison = compare_with_baseline({"bpc_windowed": 3.0}, BASELINE)

@@ -184,6 +184,8 @@ class BaselineParams(_Section):
 
     # Orders 1..max_order are fitted on the training text; validation picks the best.
     max_order: Annotated[int, Field(ge=1, le=10)]
+    # With extra training text: also the corpus-adapted mixture (pipeline/scoring/mixture.py).
+    mixture: bool
 
 
 class EvaluateParams(_Section):

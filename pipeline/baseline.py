@@ -30,7 +30,7 @@ from pipeline.core.params import load_params
 from pipeline.core.paths import BASELINE_PATH
 from pipeline.corpus.encoded import EncodedData, heldout_split, load_encoded
 from pipeline.scoring.mixture import Mixture, choose_mixture, mixture_bits
-from pipeline.scoring.ngram import bits_per_char, fit_kneser_ney, max_exact_order
+from pipeline.scoring.ngram import KneserNey, bits_per_char, fit_kneser_ney, max_exact_order
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,12 @@ class Scores:
 
 def score_order(data: EncodedData, order: int, window: int, split: str) -> Scores:
     """Bits per character of the order-`order` model on `split` ("validation" or "test")."""
-    model = fit_kneser_ney(data.train_ids, len(data.vocabulary), order)
+    return score_model(
+        fit_kneser_ney(data.train_ids, len(data.vocabulary), order), data, window, split
+    )
+
+
+def score_model(model: KneserNey, data: EncodedData, window: int, split: str) -> Scores:
     text, warmup = heldout_split(data, split)
     return Scores(
         continuous=bits_per_char(model, text, 0, warmup),
@@ -88,10 +93,11 @@ def score_mixture(mixture: Mixture, data: EncodedData, window: int, split: str) 
     )
 
 
-def adapted_report(data: EncodedData, order: int, max_order: int, window: int) -> dict[str, Any]:
-    """`reports/baseline.json`'s `mixture`: the order-`order` n-gram of all the training text
-    mixed with one of the corpus's own training part, chosen and scored as the n-gram is."""
-    everything = fit_kneser_ney(data.train_ids, len(data.vocabulary), order)
+def adapted_report(
+    data: EncodedData, everything: KneserNey, max_order: int, window: int
+) -> dict[str, Any]:
+    """`reports/baseline.json`'s `mixture`: `everything`, the chosen n-gram of all the training
+    text, mixed with one of the corpus's own training part, chosen and scored as the n-gram is."""
     own_ids = data.train_ids[data.spec.extra_chars :]
     text, warmup = heldout_split(data, "validation")
     mixture, by_order = choose_mixture(everything, own_ids, max_order, text, warmup)
@@ -136,13 +142,14 @@ def main() -> None:
             scores.continuous,
             scores.windowed,
         )
-    test = score_order(data, order, window, "test")
+    chosen = fit_kneser_ney(data.train_ids, len(data.vocabulary), order)  # fitted once, used twice
+    test = score_model(chosen, data, window, "test")
     log.info(
         "order %d chosen on validation; test %.4f bits/char continuous", order, test.continuous
     )
     written = report(order, validation, test)
     if params.baseline.mixture and data.spec.extra_chars:
-        written["mixture"] = adapted_report(data, order, params.baseline.max_order, window)
+        written["mixture"] = adapted_report(data, chosen, params.baseline.max_order, window)
     files.write_json(BASELINE_PATH, written)
 
 

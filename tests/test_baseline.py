@@ -8,6 +8,7 @@ from pipeline.baseline import Scores, adapted_report, choose_order, report, scor
 from pipeline.core.config import EncodeParams
 from pipeline.corpus.encoded import EncodedData
 from pipeline.encode import encode_corpus
+from pipeline.scoring.ngram import fit_kneser_ney
 from tests.support.corpora import TEXT
 from tests.support.params import committed
 
@@ -52,7 +53,8 @@ def test_report_names_splits_and_protocols_as_evaluate_reads_them():
 def test_with_extra_text_the_mixture_is_chosen_on_validation_and_scored_on_test():
     data = EncodedData(*encode_corpus(TEXT, PARAMS, extra=EXTRA))
     order, validation = choose_order(data, max_order=4, window=20)
-    written = adapted_report(data, order, max_order=4, window=20)
+    everything = fit_kneser_ney(data.train_ids, len(data.vocabulary), order)
+    written = adapted_report(data, everything, max_order=4, window=20)
     assert written["own_order"] in range(1, 5) and 0 <= written["own_weight"] <= 1
     assert sorted(written["validation_by_own_order"]) == ["1", "2", "3", "4"]
     chosen = written["validation"]["bits_per_char_continuous"]

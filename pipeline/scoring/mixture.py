@@ -23,8 +23,8 @@ from pipeline.scoring.ngram import (
     KneserNey,
     fit_kneser_ney,
     max_exact_order,
-    probabilities_of,
-    windowed_histories,
+    mean_bits,
+    text_probabilities,
 )
 
 WEIGHTS = tuple(step / 20 for step in range(21))  # the own model's share, 0 to 1 in 0.05 steps
@@ -37,19 +37,10 @@ class Mixture:
     weight: float  # the own model's share
 
 
-def probabilities(model: KneserNey, ids: np.ndarray, window: int, prefix: np.ndarray) -> np.ndarray:
-    """P of each of `ids` under one protocol (see `ngram.bits_per_char`)."""
-    return probabilities_of(model, windowed_histories(ids, model.order, window, prefix), ids)
-
-
-def mean_bits(probability: np.ndarray) -> float:
-    return float(-np.mean(np.log2(probability)))
-
-
 def mixture_bits(mixture: Mixture, ids: np.ndarray, window: int, prefix: np.ndarray) -> float:
     """Bits per character of the mixture on `ids` (`window == 0`: continuous after `prefix`)."""
-    everything = probabilities(mixture.everything, ids, window, prefix)
-    own = probabilities(mixture.own, ids, window, prefix)
+    everything = text_probabilities(mixture.everything, ids, window, prefix)
+    own = text_probabilities(mixture.own, ids, window, prefix)
     return mean_bits((1 - mixture.weight) * everything + mixture.weight * own)
 
 
@@ -59,14 +50,14 @@ def choose_mixture(
     """The own order and weight with the lowest continuous bits per character on `text` (the
     validation text, after `warmup`), and for each order its best `(weight, bits)`."""
     vocab_size = everything.vocab_size
-    base = probabilities(everything, text, 0, warmup)
+    base = text_probabilities(everything, text, 0, warmup)
     highest = min(max_order, max_exact_order(vocab_size), len(own_ids) - 1)
     best: Mixture | None = None
     best_bits = float("inf")
     by_order: dict[int, tuple[float, float]] = {}
     for order in range(1, highest + 1):
         own = fit_kneser_ney(own_ids, vocab_size, order)
-        adapted = probabilities(own, text, 0, warmup)
+        adapted = text_probabilities(own, text, 0, warmup)
         scores = {w: mean_bits((1 - w) * base + w * adapted) for w in WEIGHTS}
         weight = min(scores, key=lambda w: scores[w])  # the first of equals: the smallest w
         by_order[order] = (weight, scores[weight])

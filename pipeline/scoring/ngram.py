@@ -161,14 +161,26 @@ def windowed_histories(ids: np.ndarray, order: int, window: int, prefix: np.ndar
     return histories
 
 
+def text_probabilities(
+    model: KneserNey, ids: np.ndarray, window: int = 0, prefix: np.ndarray | None = None
+) -> np.ndarray:
+    """P of each of `ids` given the text before it: continuous (`window == 0`, warmed up on
+    `prefix`) or with the history reset every `window` characters (as the LSTM's windowed
+    protocol resets its state)."""
+    warmup = np.zeros(0, dtype=ids.dtype) if prefix is None else prefix
+    return probabilities_of(model, windowed_histories(ids, model.order, window, warmup), ids)
+
+
+def mean_bits(probability: np.ndarray) -> float:
+    """Mean -log2 of the probabilities: bits per character."""
+    return float(-np.mean(np.log2(probability)))
+
+
 def bits_per_char(
     model: KneserNey, ids: np.ndarray, window: int = 0, prefix: np.ndarray | None = None
 ) -> float:
-    """Mean -log2 P over `ids`: continuous (`window == 0`, warmed up on `prefix`) or with the
-    history reset every `window` characters (as the LSTM's windowed protocol resets its state)."""
-    warmup = np.zeros(0, dtype=ids.dtype) if prefix is None else prefix
-    histories = windowed_histories(ids, model.order, window, warmup)
-    return float(-np.mean(np.log2(probabilities_of(model, histories, ids))))
+    """Mean -log2 P over `ids` under one protocol (see `text_probabilities`)."""
+    return mean_bits(text_probabilities(model, ids, window, prefix))
 
 
 def next_char_distribution(model: KneserNey, history: np.ndarray) -> np.ndarray:

@@ -4,6 +4,7 @@ against what `pipeline.train` fits now (`pipeline/lstm/fused.py`), interleaved i
     python bench/train_throughput.py              # batch 16, batch 64, 2 x LSTM(256): ~4 min
     python bench/train_throughput.py --tutorial   # also (a): the tutorial's formulation
     python bench/train_throughput.py --threshold 2.5   # also (c): time to 2.5 bits/char
+    python bench/train_throughput.py --precision       # only (d): float32 against bfloat16
 
 Run from the repository root after `dvc repro encode` (reads `params.yaml` and `data/encoded/`).
 Both models are built, compiled and fed exactly as `pipeline.train` does (real `tf.data` stream,
@@ -20,6 +21,10 @@ on the default strategy.
     targets a step) against the default, both as `pipeline.train` fits them.
 (c) `--threshold B`: training wall time (validation excluded) until held-out bits per character
     reach B (see `bench/curves.py`).
+(d) `--precision`: the all-Shakespeare command's model (docs/results.md: 2 x LSTM(384), batch
+    64, op determinism off) in float32, as train fits it (the fused twin), against
+    `train.precision: mixed_bfloat16` (Keras' own loop: the twin is float32 only), interleaved
+    as in (b). bfloat16 pays only where the CPU multiplies it natively (AVX512-BF16, AMX).
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 # Run as a script from anywhere: the repository root holds the `pipeline` package, whose import
@@ -35,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pipeline  # noqa: E402, F401
 
 # isort: split
+import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from bench.curves import report_time_to_threshold  # noqa: E402
@@ -85,6 +93,31 @@ def compare(name: str, params: TrainParams, data: EncodedData, args: argparse.Na
 
 rates: list[float] = []  # every matmul rate measured, in order
 
+ALL_SHAKESPEARE = {"units": 384, "batch_size": 64, "dropout": 0.1, "embedding_dropout": 0.0}
+
+
+def compare_precision(default: TrainParams, data: EncodedData, args: argparse.Namespace) -> None:
+    params = default.model_copy(update={**ALL_SHAKESPEARE, "deterministic": False})
+    trainers = {}
+    for policy in ("float32", "mixed_bfloat16"):  # a model computes in the policy it was built in
+        keras.mixed_precision.set_global_policy(policy)
+        trainers[policy] = Trainer(params, data, plain=policy != "float32")
+        trainers[policy].fit(args.warmup)
+    keras.mixed_precision.set_global_policy("float32")
+    runs: dict[str, Callable[[], object]] = {
+        policy: partial(trainer.fit, args.steps) for policy, trainer in trainers.items()
+    }
+    runs["matmul"] = lambda: rates.append(matmul_flops_per_second())
+    times = interleave(runs, args.rounds)
+    matmul = statistics.median(rates[-args.rounds :])
+    flops = 3 * forward_flops_per_char(params, len(data.vocabulary))
+    print(f"(d) the all-Shakespeare model by precision (float32 matmul {matmul / 1e9:.1f} GFLOP/s)")
+    for policy, trainer in trainers.items():
+        rate = statistics.median(trainer.chars_per_second(t, args.steps) for t in times[policy])
+        print(f"    {policy:14s} {rate:8.0f} chars/s  {share(rate * flops, matmul)}")
+    ratio = median_ratio(times["float32"], times["mixed_bfloat16"])
+    print(f"    bfloat16 / float32, median of {args.rounds} paired rounds: {ratio:.2f}x")
+
 
 def report_tutorial(default: TrainParams, data: EncodedData, args: argparse.Namespace) -> None:
     print("(a) the tutorial's formulation against the default, as pipeline.train fits them")
@@ -113,17 +146,22 @@ def main() -> None:
     parser.add_argument("--default-budget-s", type=float, default=900)
     parser.add_argument("--tutorial-budget-s", type=float, default=600)
     parser.add_argument("--eval-every", type=int, default=300, help="tutorial steps per point")
+    parser.add_argument("--precision", action="store_true", help="only (d)")
     args = parser.parse_args()
 
     default = load_params().train
     data = load_encoded()
-    if default.deterministic:
+    deterministic = default.deterministic and not args.precision  # (d) runs without it
+    if deterministic:
         tf.config.experimental.enable_op_determinism()  # as pipeline.train runs it
     print(
         f"{cpu_model()}; TensorFlow {tf.__version__}, "
         f"{len(tf.config.list_physical_devices('GPU'))} GPUs; {len(data.train_ids)} training "
-        f"characters, vocabulary {len(data.vocabulary)}; op determinism {default.deterministic}"
+        f"characters, vocabulary {len(data.vocabulary)}; op determinism {deterministic}"
     )
+    if args.precision:
+        compare_precision(default, data, args)
+        return
     print(f"(b) plain fit against the fused twin: {args.rounds} rounds of {args.steps} steps")
     configurations = [("params.yaml", default)]
     if not args.only_default:

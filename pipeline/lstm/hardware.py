@@ -17,9 +17,8 @@ class Hardware:
 def choose_precision(requested: str, compute_capabilities: list[tuple[int, int]]) -> str:
     """Resolve `auto`: bfloat16 where every GPU has it natively (Ampere, 8.0, and later), float16
     on Volta/Turing tensor cores (7.x), else float32. On the CPU `auto` stays float32: only CPUs
-    with AVX512-BF16 or AMX can gain from `mixed_bfloat16`, and by how much differs from one to
-    the next (`python bench/train_throughput.py --precision` measures it; docs/results.md); the
-    others emulate it slowly. Set it explicitly where it pays."""
+    with AVX512-BF16 or AMX gain from `mixed_bfloat16` (see bench/train_throughput.py), the
+    others emulate it slowly; set it explicitly where it pays."""
     if requested != "auto":
         return requested
     if not compute_capabilities:

@@ -97,6 +97,7 @@ ALL_SHAKESPEARE = {"units": 384, "batch_size": 64, "dropout": 0.1, "embedding_dr
 
 
 def compare_precision(default: TrainParams, data: EncodedData, args: argparse.Namespace) -> None:
+    """(d): float32 against mixed_bfloat16 at the all-Shakespeare model, interleaved."""
     params = default.model_copy(update={**ALL_SHAKESPEARE, "deterministic": False})
     trainers = {}
     for policy in ("float32", "mixed_bfloat16"):  # a model computes in the policy it was built in

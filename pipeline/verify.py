@@ -11,10 +11,11 @@ ones with a verdict: identical; differs within the cross-machine tolerance; or d
 Why a model can differ: TensorFlow's CPU kernels (oneDNN, Eigen) choose their code by instruction
 set and cache size and promise bitwise-identical results only on the same CPU kind and thread
 count. The data stages are plain Python and NumPy and match on every machine. The tolerance,
-`TOLERANCE_BPC`, is about twice the largest difference measured between two CPU kinds on
-2026-12-03: the committed default model (an AMD EPYC without AVX-512) retrained on an Intel Xeon
-with AVX-512 moved test bits/char (continuous) by +0.0011, validation by +0.0009, and the
-windowed figures by -0.0008 (test) and +0.0055 (validation).
+`TOLERANCE_BPC`, is about twice the largest difference measured between two CPU kinds: the
+default model retrained on an Intel Xeon with AVX-512 (2026-12-03) moved the headline bits/char
+by at most 0.0055 against an AMD EPYC without AVX-512; the committed one (from that Xeon)
+retrained on an AMD EPYC with AVX512-BF16 (2026-12-04) by -0.0040 (test, continuous), -0.0057
+(test, windowed), -0.0102 (validation, continuous) and -0.0094 (validation, windowed).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from pipeline.core.cli import run_stage
 from pipeline.core.metrics import flatten_metrics
 from pipeline.core.paths import METRICS_PATH, MODEL_PATH
 
-TOLERANCE_BPC = 0.01
+TOLERANCE_BPC = 0.02
 HEADLINE = ("test.bpc", "test.bpc_windowed", "val.bpc", "val.bpc_windowed", "margin_bpc")
 WIDTH = 110  # the report fits a 120-column terminal
 KEEP_YOURS = "git add dvc.lock reports/metrics.json reports/sampling.csv && git commit"

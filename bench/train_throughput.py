@@ -66,33 +66,42 @@ def tutorial_params(default: TrainParams) -> TrainParams:
     return default.model_copy(update={"layers": 2, **settings})
 
 
+def race(title: str, trainers: dict[str, Trainer], args: argparse.Namespace) -> float:
+    """Two warmed-up trainers (slower first), interleaved with the matmul rate; prints one block
+    and returns the median paired ratio, second over first."""
+    runs: dict[str, Callable[[], object]] = {
+        label: partial(trainer.fit, args.steps) for label, trainer in trainers.items()
+    }
+    runs["matmul"] = lambda: rates.append(matmul_flops_per_second())
+    times = interleave(runs, args.rounds)
+    matmul = statistics.median(rates[-args.rounds :])
+    print(f"  {title} (float32 matmul {matmul / 1e9:.1f} GFLOP/s in these rounds)")
+    for label, trainer in trainers.items():
+        flops = 3 * forward_flops_per_char(trainer.params, len(trainer.data.vocabulary))
+        rate = statistics.median(trainer.chars_per_second(t, args.steps) for t in times[label])
+        print(f"    {label:14s} {rate:8.0f} chars/s  {share(rate * flops, matmul)}")
+    first, second = trainers
+    ratio = median_ratio(times[first], times[second])
+    print(
+        f"    {second} / {first}, median of {args.rounds} paired rounds: {ratio:.2f}x", flush=True
+    )
+    return ratio
+
+
 def compare(name: str, params: TrainParams, data: EncodedData, args: argparse.Namespace) -> float:
     """Plain against fused at `params`, interleaved; prints one block, returns the ratio."""
-    plain, fused = Trainer(params, data, plain=True), Trainer(params, data, plain=False)
-    for trainer in (plain, fused):
+    trainers = {
+        "plain fit": Trainer(params, data, plain=True),
+        "fused twin": Trainer(params, data, plain=False),
+    }
+    for trainer in trainers.values():
         trainer.fit(args.warmup)  # traces and warms up
-    steps = args.steps
-    times = interleave(
-        {
-            "plain": lambda: plain.fit(steps),
-            "fused": lambda: fused.fit(steps),
-            "matmul": lambda: rates.append(matmul_flops_per_second()),
-        },
-        args.rounds,
-    )
-    matmul = statistics.median(rates[-args.rounds :])
-    flops = 3 * forward_flops_per_char(params, len(data.vocabulary))
-    print(f"  {name} (matmul {matmul / 1e9:.1f} GFLOP/s in these rounds)")
-    for label, key, trainer in (("plain fit", "plain", plain), ("fused twin", "fused", fused)):
-        rate = statistics.median(trainer.chars_per_second(t, steps) for t in times[key])
-        print(f"    {label:10s} {rate:8.0f} chars/s  {share(rate * flops, matmul)}")
-    ratio = median_ratio(times["plain"], times["fused"])
-    print(f"    fused / plain, median of {args.rounds} paired rounds: {ratio:.2f}x", flush=True)
-    return ratio
+    return race(name, trainers, args)
 
 
 rates: list[float] = []  # every matmul rate measured, in order
 
+# The model of docs/results.md's all-Shakespeare command.
 ALL_SHAKESPEARE = {"units": 384, "batch_size": 64, "dropout": 0.1, "embedding_dropout": 0.0}
 
 
@@ -105,19 +114,8 @@ def compare_precision(default: TrainParams, data: EncodedData, args: argparse.Na
         trainers[policy] = Trainer(params, data, plain=policy != "float32")
         trainers[policy].fit(args.warmup)
     keras.mixed_precision.set_global_policy("float32")
-    runs: dict[str, Callable[[], object]] = {
-        policy: partial(trainer.fit, args.steps) for policy, trainer in trainers.items()
-    }
-    runs["matmul"] = lambda: rates.append(matmul_flops_per_second())
-    times = interleave(runs, args.rounds)
-    matmul = statistics.median(rates[-args.rounds :])
-    flops = 3 * forward_flops_per_char(params, len(data.vocabulary))
-    print(f"(d) the all-Shakespeare model by precision (float32 matmul {matmul / 1e9:.1f} GFLOP/s)")
-    for policy, trainer in trainers.items():
-        rate = statistics.median(trainer.chars_per_second(t, args.steps) for t in times[policy])
-        print(f"    {policy:14s} {rate:8.0f} chars/s  {share(rate * flops, matmul)}")
-    ratio = median_ratio(times["float32"], times["mixed_bfloat16"])
-    print(f"    bfloat16 / float32, median of {args.rounds} paired rounds: {ratio:.2f}x")
+    print("(d) the all-Shakespeare model by precision")
+    race("2 x LSTM(384), batch 64", trainers, args)
 
 
 def report_tutorial(default: TrainParams, data: EncodedData, args: argparse.Namespace) -> None:
